@@ -1,0 +1,1 @@
+"""Analytic predictions, one module per claim; nothing here trains or reads a trained model."""
