@@ -80,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
+    if args.cmd == "bench":   # before anything imports JAX: the bench sets the host device count
+        from theory import bench
+        bench.main(quick=args.quick)
+        return 0
     from theory import claims, runner
     if args.cmd == "list":
         for spec in claims.CLAIMS.values():
@@ -114,10 +118,6 @@ def _dispatch(args) -> int:
     if args.cmd == "plot":
         for name in args.names or claims.names():
             print(runner.replot(name, args.out))
-        return 0
-    if args.cmd == "bench":
-        from theory import bench
-        bench.main(quick=args.quick)
         return 0
     raise AssertionError(args.cmd)
 

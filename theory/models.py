@@ -65,6 +65,24 @@ def lsa_forward(params: LSAParams, Z: jax.Array, n_ctx: int, *, depth: int | Non
     return -Z[-1, -1], Acts(jnp.stack(residuals))
 
 
+def lsa_predict(params: LSAParams, Z: jax.Array, n_ctx: int, *, depth: int | None = None,
+                n_norm: int | None = None) -> jax.Array:
+    """y_hat of `lsa_forward`, computing the last layer for the query row only.
+
+    Exact (the other rows' last-layer outputs are never read) and T times cheaper in the last
+    layer, which is what makes long test prompts (M = 1000) affordable.
+    """
+    L = params.W_KQ.shape[0]
+    depth = depth or L
+    for k in range(depth - 1):
+        Z = lsa_layer(params.W_KQ[k % L], params.W_PV[k % L], Z, n_ctx, n_norm)   # (T, D)
+    W_KQ, W_PV = params.W_KQ[(depth - 1) % L], params.W_PV[(depth - 1) % L]
+    C, z_q = Z[:n_ctx], Z[-1]                       # (N, D), (D,)
+    scores = C @ (W_KQ @ z_q)                       # (N,)  c_j^T W_KQ z_q
+    update = W_PV @ (C.T @ scores) / (n_norm or n_ctx)   # (D,)
+    return -(z_q[-1] + update[-1])
+
+
 def softmax_attention_forward(params: SoftmaxParams, Z: jax.Array, n_ctx: int
                               ) -> tuple[jax.Array, jax.Array]:
     """One multi-head softmax attention layer with a residual; return (y_hat, pattern (H, T, N))."""

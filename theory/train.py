@@ -7,8 +7,10 @@
 * The steps run as a nested scan: an outer scan over `steps // log_every` log points, an inner scan
   over `log_every` steps. At each log point the trace records the mean training loss of the chunk
   and `log_fn(params)` (any pytree: weight snapshots, eval metrics).
-* No per-step host syncs. A non-finite loss is recorded as `first_bad_step` inside the scan;
-  `raise_if_diverged` reports it on the host after the run, naming run, step and hyperparameters.
+* No per-step host syncs. Divergence, a non-finite loss or a loss above `blowup` times the loss at
+  step 0 (Adam at a huge learning rate explodes to ~1e10 and wanders back without ever producing a
+  NaN), is recorded as `first_bad_step` inside the scan; `raise_if_diverged` reports it on the host
+  after the run, naming run, step and hyperparameters.
 * Optional progress lines on stderr (one host callback per log point, printed for run 0 only).
 * Everything is traceable in the value hyperparameters (`lr` may be a traced scalar), so seeds and
   learning rates go through `jax.vmap` (see `theory.sweep`).
@@ -59,7 +61,7 @@ def normalize_by_global_norm(eps: float = 0.0) -> optax.GradientTransformation:
         scale = jnp.max(jnp.stack([jnp.max(jnp.abs(g)) for g in leaves]))
         safe = jnp.where(scale > 0, scale, 1.0)
         scaled = jax.tree_util.tree_map(lambda g: g / safe, grads)
-        norm = optax.global_norm(scaled)
+        norm = optax.tree.norm(scaled)
         denom = jnp.where(norm > 0, norm, 1.0) + eps
         return jax.tree_util.tree_map(lambda g: g / denom, scaled), state
 
@@ -114,7 +116,8 @@ def train(key: jax.Array, params: PyTree, loss_fn: Callable[[PyTree, Any], jax.A
           sample_batch: Callable[[jax.Array], Any], optimizer: optax.GradientTransformation,
           *, steps: int, log_every: int, log_fn: Callable[[PyTree], PyTree] | None = None,
           grad_fn: Callable[[PyTree, Any], tuple[jax.Array, PyTree]] | None = None,
-          progress: str | None = None, run_id: jax.Array | int = 0) -> tuple[PyTree, Trace]:
+          progress: str | None = None, run_id: jax.Array | int = 0,
+          blowup: float = 1e6) -> tuple[PyTree, Trace]:
     """Run `steps` optimiser steps from `params`; return final params and the logged trace.
 
     `grad_fn(params, batch) -> (loss, grads)` replaces `value_and_grad(loss_fn)` when a claim
@@ -129,12 +132,14 @@ def train(key: jax.Array, params: PyTree, loss_fn: Callable[[PyTree, Any], jax.A
     log_fn = log_fn or (lambda p: ())
 
     def one_step(carry, k):
-        params, opt_state, bad = carry
+        params, opt_state, bad, loss0 = carry
         loss, grads = value_and_grad(params, sample_batch(jax.random.fold_in(key, k)))
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        bad = jnp.where((bad < 0) & ~jnp.isfinite(loss), k, bad)
-        return (params, opt_state, bad), loss
+        loss0 = jnp.where(k == 0, jnp.abs(loss), loss0)
+        diverged = ~jnp.isfinite(loss) | (jnp.abs(loss) > blowup * loss0)
+        bad = jnp.where((bad < 0) & diverged, k.astype(bad.dtype), bad)
+        return (params, opt_state, bad, loss0), loss
 
     def one_chunk(carry, c):
         carry, losses = jax.lax.scan(one_step, carry, c * log_every + jnp.arange(log_every))
@@ -145,8 +150,10 @@ def train(key: jax.Array, params: PyTree, loss_fn: Callable[[PyTree, Any], jax.A
             jax.debug.callback(_print_progress, progress, show, end, steps, mean_loss)
         return carry, (end, mean_loss, log_fn(carry[0]))
 
-    carry0 = (params, optimizer.init(params), jnp.asarray(-1, dtype=jnp.int32))
-    (params, _, bad), (step, loss, logged) = jax.lax.scan(one_chunk, carry0, jnp.arange(n_logs))
+    loss_dtype = jax.eval_shape(value_and_grad, params, jax.eval_shape(sample_batch, key))[0].dtype
+    carry0 = (params, optimizer.init(params), jnp.asarray(-1, dtype=jnp.int32),
+              jnp.asarray(jnp.inf, dtype=loss_dtype))
+    (params, _, bad, _), (step, loss, logged) = jax.lax.scan(one_chunk, carry0, jnp.arange(n_logs))
     return params, Trace(step, loss, logged, bad)
 
 
@@ -167,6 +174,7 @@ def raise_if_diverged(trace: Trace, name: str, hparams: dict | None = None) -> N
         arr = np.atleast_1d(np.asarray(v))
         hp[k] = arr.item() if arr.size == 1 else arr.reshape(-1)[i % arr.size].item()
     hp_text = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in hp.items())
-    raise DivergenceError(f"{name}: training diverged (non-finite loss) at step {int(bad.reshape(-1)[i])}"
+    raise DivergenceError(f"{name}: training diverged (loss non-finite or above 1e6 x its initial value) "
+                          f"at step {int(bad.reshape(-1)[i])}"
                           f" in run {i}" + (f" with {hp_text}" if hp_text else "")
                           + "; lower the learning rate or the init scale")

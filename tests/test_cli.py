@@ -1,0 +1,95 @@
+"""The `sandbox` CLI: listing, bad input (exit 2, one line, nothing written), report, README table."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from theory import claims, runner
+from theory.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def test_list_names_every_claim(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in claims.names():
+        assert name in out
+    assert "paper:" in out
+
+
+def test_unknown_claim_lists_known_ones(tmp_path, capsys):
+    assert main(["run", "gd_equivalance", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown claim 'gd_equivalance'" in err and "gd_equivalence" in err
+    assert _files(tmp_path) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "depthz=3"], "unknown field of Config; valid fields:"),
+    (["--set", "d=six"], "d=six: expected a value of type int"),
+    (["--set", "d=0"], "d must be positive"),
+    (["--set", "n_context=-5"], "n_context must be positive"),
+    (["--seeds", "0"], "--seeds must be positive"),
+])
+def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, args, message):
+    assert main(["run", "gd_equivalence", "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sandbox: error:") and message in err and "\n" not in err
+    assert _files(tmp_path) == []
+
+
+def test_unwritable_output_directory(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["run", "gd_equivalence", "--out", str(blocker)]) == 2
+    assert "cannot write to" in capsys.readouterr().err
+    assert blocker.read_text() == "not a directory"
+
+
+def test_diverging_run_names_step_and_lr_and_writes_nothing(tmp_path, capsys):
+    code = main(["run", "gd_equivalence", "--out", str(tmp_path), "--set", "lr=1e3",
+                 "--set", "steps=100", "--set", "log_every=50"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "diverged" in err and "at step" in err and "lr=1000" in err
+    assert not any(p.suffix in (".json", ".png", ".svg") for p in _files(tmp_path))
+
+
+def test_report_without_results_is_a_clear_error(tmp_path, capsys):
+    assert main(["report", "--out", str(tmp_path)]) == 2
+    assert "no results file" in capsys.readouterr().err
+
+
+def test_console_script_entry_point_exit_code(tmp_path):
+    """The installed `sandbox` command (not just main()) exits 2 on bad input."""
+    proc = subprocess.run([sys.executable, "-m", "theory.cli", "run", "nope", "--out", str(tmp_path)],
+                          capture_output=True, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == 2 and "unknown claim 'nope'" in proc.stderr
+
+
+def test_readme_table_matches_committed_results():
+    """The README's claims table is generated from results/ and must not be stale."""
+    assert runner.readme_table() == runner.report(), \
+        "README claims table is stale: run `sandbox report --readme`"
+
+
+def test_committed_results_follow_the_contract():
+    for name in claims.names():
+        r = json.loads((REPO / "results" / f"{name}.json").read_text())
+        for key in runner.read_result.__globals__["REQUIRED_KEYS"]:
+            assert key in r, (name, key)
+        assert r["claim"] == name and r["verdict"] in ("pass", "fail")
+        assert r["verdict"] == ("pass" if all(c["passed"] for c in r["checks"]) else "fail")
+        for c in r["checks"]:
+            assert set(c) >= {"name", "predicted", "measured", "metric", "error", "tolerance", "passed", "why"}
+        assert (REPO / "figures" / f"{name}.png").is_file()

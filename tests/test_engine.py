@@ -1,0 +1,211 @@
+"""The engine, sweeps, precision scoping, config overrides and the result contract."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from theory import config as config_lib, train as engine
+from theory.errors import DivergenceError, SandboxError
+from theory.precision import current, precision
+from theory.results import (check_at_least, check_at_most, check_rel, read_result, verdict,
+                            write_json_atomic)
+from theory.sweep import grid, run_keys, sweep
+
+
+# --- a tiny regression problem: minimise 1/2 ||A w - b||^2 on fresh noisy batches ----------------
+def _quadratic_run(key, *, lr, run_id=0, steps=200, opt="sgd", progress=None):
+    A = jnp.diag(jnp.array([1.0, 2.0, 3.0]))
+
+    def loss_fn(w, batch):
+        return 0.5 * jnp.sum((A @ w - batch) ** 2)
+
+    def sample(k):
+        return jnp.array([1.0, 2.0, 3.0]) + 0.01 * jax.random.normal(k, (3,))
+
+    optimizer = engine.make_optimizer(engine.OptimizerConfig(opt), lr, steps)
+    return engine.train(key, jnp.zeros(3), loss_fn, sample, optimizer, steps=steps, log_every=20,
+                        progress=progress, run_id=run_id)
+
+
+def test_train_converges_and_logs():
+    w, trace = _quadratic_run(jax.random.PRNGKey(0), lr=0.1)
+    np.testing.assert_allclose(w, [1.0, 1.0, 1.0], atol=0.02)
+    assert trace.loss.shape == (10,) and trace.step.tolist() == list(range(20, 201, 20))
+    assert int(trace.first_bad_step) == -1
+    assert trace.loss[-1] < trace.loss[0]
+
+
+def test_same_seed_same_numbers():
+    a = _quadratic_run(jax.random.PRNGKey(3), lr=0.1)
+    b = _quadratic_run(jax.random.PRNGKey(3), lr=0.1)
+    c = _quadratic_run(jax.random.PRNGKey(4), lr=0.1)
+    assert np.array_equal(a[1].loss, b[1].loss)
+    assert not np.array_equal(a[1].loss, c[1].loss)
+
+
+def test_vmapped_sweep_equals_single_runs():
+    keys = run_keys(0, 3)
+    lrs = jnp.array([0.05, 0.1, 0.2])
+    w, trace = sweep(_quadratic_run, keys, shard=False, lr=lrs)
+    for i in range(3):
+        wi, ti = _quadratic_run(keys[i], lr=lrs[i])
+        np.testing.assert_allclose(w[i], wi, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(trace.loss[i], ti.loss, rtol=1e-5, atol=1e-7)
+
+
+def test_run_keys_do_not_depend_on_sweep_size():
+    np.testing.assert_array_equal(run_keys(7, 2), run_keys(7, 5)[:2])
+    np.testing.assert_array_equal(run_keys(7, 3, start=2)[0], run_keys(7, 5)[2])
+
+
+def test_sharded_sweep_equals_unsharded_on_8_devices():
+    assert jax.device_count() >= 8, "conftest must provide 8 host CPU devices"
+    keys = run_keys(1, 6)              # 6 runs: padded to 8 and unpadded again
+    lrs = jnp.linspace(0.05, 0.2, 6)
+    sharded = sweep(_quadratic_run, keys, shard=True, lr=lrs)
+    plain = sweep(_quadratic_run, keys, shard=False, lr=lrs)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), sharded, plain)
+    assert sharded[0].shape == (6, 3)
+
+
+def test_sweep_output_is_sharded_over_runs():
+    keys = run_keys(2, 8)
+    w, _ = sweep(_quadratic_run, keys, shard=True, lr=jnp.full((8,), 0.1))
+    assert isinstance(w.sharding, jax.sharding.NamedSharding)
+    assert len(w.sharding.device_set) == 8
+
+
+def test_grid_is_cartesian():
+    g = grid(lr=[1.0, 2.0], scale=[0.1, 0.2, 0.3])
+    assert g["lr"].tolist() == [1, 1, 1, 2, 2, 2] and g["scale"].tolist() == [0.1, 0.2, 0.3] * 2
+
+
+def test_divergence_is_detected_and_named():
+    _, trace = _quadratic_run(jax.random.PRNGKey(0), lr=10.0)   # lr * curvature 9 >> 2: diverges
+    assert int(trace.first_bad_step) >= 0
+    with pytest.raises(DivergenceError, match=r"diverged .* at step \d+ .*lr=10"):
+        engine.raise_if_diverged(trace, "quadratic", {"lr": 10.0})
+
+
+def test_divergence_in_a_sweep_names_the_run():
+    _, trace = sweep(_quadratic_run, run_keys(0, 3), shard=False, lr=jnp.array([0.1, 10.0, 0.1]))
+    with pytest.raises(DivergenceError, match=r"run 1 with lr=10"):
+        engine.raise_if_diverged(trace, "quadratic", {"lr": jnp.array([0.1, 10.0, 0.1])})
+
+
+def test_normalized_gd_steps_have_unit_norm():
+    opt = engine.make_optimizer(engine.OptimizerConfig("normalized_gd"), 0.1, 10)
+    g = {"a": jnp.array([3e-200, 4e-200]) if jax.config.jax_enable_x64 else jnp.array([3e-30, 4e-30])}
+    upd, _ = opt.update(g, opt.init(g))
+    np.testing.assert_allclose(upd["a"], [-0.06, -0.08], rtol=1e-5)
+
+
+def test_cosine_schedule_and_unknown_optimizer():
+    cfg = engine.OptimizerConfig("sgd", schedule="cosine")
+    sched = engine.make_schedule(cfg, 1.0, 100)
+    assert float(sched(jnp.array(0))) == pytest.approx(1.0)
+    assert float(sched(jnp.array(100))) == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(SandboxError, match="unknown optimizer"):
+        engine.make_optimizer(engine.OptimizerConfig("lbfgs"), 0.1, 10)
+
+
+def test_progress_lines_on_stderr(capfd):
+    _quadratic_run(jax.random.PRNGKey(0), lr=0.1, progress="demo")
+    jax.effects_barrier()
+    err = capfd.readouterr().err
+    assert "[demo] step 200/200" in err
+
+
+def test_steps_must_be_multiple_of_log_every():
+    with pytest.raises(SandboxError, match="multiple of log_every"):
+        engine.train(jax.random.PRNGKey(0), jnp.zeros(1), lambda w, b: jnp.sum(w), lambda k: 0.0,
+                     engine.make_optimizer(engine.OptimizerConfig("gd"), 0.1, 10), steps=10, log_every=3)
+
+
+# --- precision scoping ----------------------------------------------------------------------------
+def test_precision_is_scoped_and_does_not_leak():
+    assert current() == "float32"
+    with precision("float64"):
+        assert jnp.zeros(1).dtype == jnp.float64
+        with precision("float32"):
+            assert jnp.zeros(1).dtype == jnp.float32
+        assert current() == "float64"
+    assert current() == "float32" and jnp.zeros(1).dtype == jnp.float32
+    with pytest.raises(ValueError):
+        with precision("float16"):
+            pass
+
+
+def test_precision_restored_after_exception():
+    with pytest.raises(RuntimeError):
+        with precision("float64"):
+            raise RuntimeError("boom")
+    assert current() == "float32"
+
+
+# --- config overrides -------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class _Cfg:
+    d: int = 3
+    lr: float = 0.1
+    name: str = "a"
+    flag: bool = False
+    lam: tuple[float, ...] = (1.0, 2.0)
+    opt: int | None = None
+
+
+def test_overrides_are_typed():
+    c = config_lib.apply_overrides(_Cfg(), ["d=6", "lr=1e-3", "name=b", "flag=true", "lam=3,4,5", "opt=none"])
+    assert c == _Cfg(d=6, lr=1e-3, name="b", flag=True, lam=(3.0, 4.0, 5.0), opt=None)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (["depth=3"], r"unknown field .* valid fields: d, flag, lam, lr, name, opt"),
+    (["d=3.5"], r"d=3.5: expected a value of type int"),
+    (["lr=fast"], r"lr=fast: expected a value of type float"),
+    (["d"], r"FIELD=VALUE"),
+])
+def test_bad_overrides_name_the_field(bad, match):
+    with pytest.raises(SandboxError, match=match):
+        config_lib.apply_overrides(_Cfg(), bad)
+
+
+def test_require_positive():
+    with pytest.raises(SandboxError, match="d must be positive"):
+        config_lib.require_positive(_Cfg(d=-1), "d")
+    with pytest.raises(SandboxError, match="lam must be positive"):
+        config_lib.require_positive(_Cfg(lam=(1.0, 0.0)), "lam")
+
+
+# --- result contract ------------------------------------------------------------------------------
+def test_checks_and_verdict():
+    ok = check_rel("a", 1.0, 1.005, 0.01, "why")
+    bad = check_at_most("b", 0.1, float("nan"), "why")
+    assert ok.passed and not bad.passed and bad.error == float("inf")
+    assert check_at_least("c", 0.5, 0.6, "why").passed
+    assert verdict([ok]) == "pass" and verdict([ok, bad]) == "fail" and verdict([]) == "fail"
+
+
+def test_write_json_atomic_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "r.json"
+    with pytest.raises(TypeError):
+        write_json_atomic(target, {"x": object()})
+    assert list(tmp_path.iterdir()) == []
+    write_json_atomic(target, {"x": np.float32(1.5), "y": np.arange(3), "z": float("inf")})
+    assert json.loads(target.read_text()) == {"x": 1.5, "y": [0, 1, 2], "z": "inf"}
+
+
+def test_read_result_errors(tmp_path):
+    with pytest.raises(SandboxError, match="no results file"):
+        read_result(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(SandboxError, match="not valid JSON"):
+        read_result(tmp_path / "bad.json")
+    (tmp_path / "thin.json").write_text("{}")
+    with pytest.raises(SandboxError, match="lacks keys"):
+        read_result(tmp_path / "thin.json")

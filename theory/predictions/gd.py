@@ -1,0 +1,194 @@
+"""Predictions for in-context linear regression by linear self-attention (no training here).
+
+Papers: von Oswald et al., ICML 2023 (vO: one LSA layer = one GD step, deeper = GD++);
+Zhang, Frei & Bartlett, JMLR 2024 (ZFB: the trained layer is preconditioned GD with Gamma^{-1});
+Ahn, Cheng, Daneshmand & Sra, NeurIPS 2023 (the same optimum for one layer).
+
+Conventions: w ~ N(0, I_d); tokens (x, y); inner loss L(W) = (1/2N) sum_i (W x_i - y_i)^2 with W0 = 0;
+"eta" multiplies the MEAN gradient; the outer loss is 1/2 E (y_hat - y_q)^2 unless a docstring says MSE.
+
+Constructions (exact; tested in float64):
+* construct_gd(etas):   W_KQ = [[I, 0], [0, 0]],  W_PV = [[0, 0], [0, -eta_k]]  per layer.
+  Layer k moves every y-slot by -eta_k x^T (1/N) sum_j x_j r_j, i.e. context residuals r_j = y_j - W_k x_j
+  and the query's slot -W_k x_q follow K steps of GD on L; prediction -(query y-slot) = W_K x_q.
+* construct_gdpp(etas, gammas): W_PV = [[-gamma_k I, 0], [0, -eta_k]] also moves the inputs,
+  x <- (I - gamma_k S) x with S = (1/N) sum_j x_j x_j^T (vO's GD++ curvature correction).
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.optimize
+
+from theory.models import LSAParams, lsa_predict as _lsa_predict_one
+from theory.tasks.linear_regression import RegressionTask, sample_batch, tokens
+
+
+# --- constructions ------------------------------------------------------------------------
+def construct_gdpp(etas, gammas, d: int) -> LSAParams:
+    """LSA weights (one layer per entry of etas) implementing GD++ with steps (eta_k, gamma_k)."""
+    etas, gammas = jnp.atleast_1d(jnp.asarray(etas)), jnp.atleast_1d(jnp.asarray(gammas))
+    D = d + 1
+    kq = jnp.zeros((D, D)).at[:d, :d].set(jnp.eye(d))                      # (D, D)
+    W_KQ = jnp.broadcast_to(kq, (etas.shape[0], D, D))                      # (K, D, D)
+    W_PV = jnp.zeros((etas.shape[0], D, D))
+    W_PV = W_PV.at[:, d, d].set(-etas)
+    W_PV = W_PV.at[:, :d, :d].set(-gammas[:, None, None] * jnp.eye(d)[None, :, :])
+    return LSAParams(W_KQ, W_PV)
+
+
+def construct_gd(etas, d: int) -> LSAParams:
+    """LSA weights implementing len(etas) steps of plain GD from W0 = 0 (vO's Proposition 1)."""
+    etas = jnp.atleast_1d(jnp.asarray(etas))
+    return construct_gdpp(etas, jnp.zeros_like(etas), d)
+
+
+# --- the algorithms the constructions claim to implement ---------------------------------------
+def gd_steps(X, y, x_q, etas):
+    """K steps of GD on L(W) = (1/2N) sum (W x_i - y_i)^2 from W = 0; return W_K x_q."""
+    N = X.shape[0]
+    W = jnp.zeros(X.shape[1])                                  # (d,)
+    for eta in jnp.atleast_1d(etas):
+        grad = (X @ W - y) @ X / N                             # (d,)
+        W = W - eta * grad
+    return x_q @ W
+
+
+def gd_plus_plus(X, y, x_q, etas, gammas):
+    """GD++ (vO 2023): per step, residuals r <- r - eta x^T (1/N) sum_j x_j r_j on every token
+    (context residuals start at y, the query's at 0) and inputs x <- (I - gamma S) x with S the
+    context second-moment matrix, both from the pre-step values. Returns the prediction -r_q."""
+    N = X.shape[0]
+    Xa = jnp.concatenate([X, x_q[None]], axis=0)               # (N+1, d) context then query
+    r = jnp.concatenate([y, jnp.zeros((1,), y.dtype)])         # (N+1,)
+    for eta, gamma in zip(jnp.atleast_1d(etas), jnp.atleast_1d(gammas)):
+        C, rc = Xa[:N], r[:N]
+        g = C.T @ rc / N                                       # (d,) = -grad at the current W
+        S = C.T @ C / N                                        # (d, d)
+        r = r - eta * Xa @ g
+        Xa = Xa - gamma * Xa @ S.T
+    return -r[N]
+
+
+# --- one step, isotropic inputs (vO) ---------------------------------------------------------
+def one_step_loss(task: RegressionTask, n_ctx: int, eta: float) -> float:
+    """1/2 E (y_hat - y_q)^2 of one GD step with step eta, inputs i.i.d. per coordinate.
+
+    With S = (1/N) sum x_i x_i^T, E S = s2 I, E S^2 = s2^2 (N + d + kappa - 2)/N I
+    (kappa = E x^4 / s2^2: 9/5 uniform, 3 Gaussian), label-noise variance nu^2:
+        L(eta) = 1/2 s2 d [1 - 2 eta s2 + eta^2 s2^2 (N + d + kappa - 2)/N] + 1/2 nu^2 (1 + eta^2 s2^2 d / N)
+    """
+    _require_isotropic(task)
+    s2, d, N, k, nu2 = float(task.covariance_diag[0]), task.d, n_ctx, task.kurtosis, task.noise ** 2
+    return (0.5 * s2 * d * (1 - 2 * eta * s2 + eta ** 2 * s2 ** 2 * (N + d + k - 2) / N)
+            + 0.5 * nu2 * (1 + eta ** 2 * s2 ** 2 * d / N))
+
+
+def optimal_one_step(task: RegressionTask, n_ctx: int) -> tuple[float, float]:
+    """(eta*, L*) minimising `one_step_loss`: eta* = N s2 d / (s2^2 [d (N + d + kappa - 2) + nu2 d / s2]).
+
+    Noiseless: eta* = N / (s2 (N + d + kappa - 2)),  L* = 1/2 s2 d (d + kappa - 2)/(N + d + kappa - 2).
+    vO's setting (d = N = 10, x ~ U(-1/2, 1/2), s2 = 1/12): eta* = 6.061, L* = 0.2062.
+    """
+    _require_isotropic(task)
+    s2, d, N, k, nu2 = float(task.covariance_diag[0]), task.d, n_ctx, task.kurtosis, task.noise ** 2
+    a = s2 * d * s2 ** 2 * (N + d + k - 2) / N + nu2 * s2 ** 2 * d / N   # coefficient of eta^2 (x2)
+    eta = s2 * d * s2 / a
+    return eta, one_step_loss(task, n_ctx, eta)
+
+
+def _require_isotropic(task: RegressionTask) -> None:
+    diag = np.asarray(task.covariance_diag)
+    if not np.allclose(diag, diag[0]):
+        raise ValueError("the one-step closed form needs isotropic inputs; use zfb_* for Lambda != c I")
+
+
+# --- ZFB: Gaussian inputs with covariance Lambda --------------------------------------------------
+def zfb_gamma(task: RegressionTask, n_ctx: int) -> np.ndarray:
+    """Gamma = (1 + 1/N) Lambda + tr(Lambda)/N I; the trained layer's preconditioner is Gamma^{-1}."""
+    lam = np.diag(np.asarray(task.covariance_diag, dtype=np.float64))
+    return (1 + 1 / n_ctx) * lam + np.trace(lam) / n_ctx * np.eye(task.d)
+
+
+def zfb_preconditioner(task: RegressionTask, n_ctx: int) -> np.ndarray:
+    """Gamma^{-1}: the global optimum of one LSA layer, y_hat = x_q^T Gamma^{-1} (1/M) sum y_i x_i."""
+    return np.linalg.inv(zfb_gamma(task, n_ctx))
+
+
+def linear_risk(task: RegressionTask, A: np.ndarray, M: int, scale: float = 1.0) -> float:
+    """MSE (no 1/2) of y_hat = scale * x_q^T A (1/M) sum_{i<=M} y_i x_i on Gaussian N(0, Lambda) inputs.
+
+    With B = A^T Lambda A and E[S B S] = (1 + 1/M) Lambda B Lambda + tr(B Lambda) Lambda / M:
+        R = (1 + 1/M) tr(Lambda B Lambda) + tr(B Lambda) tr(Lambda)/M - 2 tr(Lambda A Lambda) + tr(Lambda)
+            + nu^2 (1 + tr(B Lambda)/M),       A -> scale * A.
+    `scale = M/N` gives a layer whose normalisation is frozen at 1/N (vO's P = eta/N).
+    """
+    if task.input_dist != "gaussian":
+        raise ValueError("linear_risk assumes Gaussian inputs")
+    lam = np.diag(np.asarray(task.covariance_diag, dtype=np.float64))
+    A = scale * np.asarray(A, dtype=np.float64)
+    B = A.T @ lam @ A
+    tr = np.trace
+    return float((1 + 1 / M) * tr(lam @ B @ lam) + tr(B @ lam) * tr(lam) / M - 2 * tr(lam @ A @ lam)
+                 + tr(lam) + task.noise ** 2 * (1 + tr(B @ lam) / M))
+
+
+def zfb_risk(task: RegressionTask, n_ctx: int, M: int) -> float:
+    """R(M): test MSE of the trained-at-N optimum Gamma^{-1} on prompts of length M (ZFB)."""
+    return linear_risk(task, zfb_preconditioner(task, n_ctx), M)
+
+
+def zfb_risk_fixed_norm(task: RegressionTask, n_ctx: int, M: int) -> float:
+    """The same predictor with the normalisation frozen at 1/N: blows up like (M/N)^2 for M >> N."""
+    return linear_risk(task, zfb_preconditioner(task, n_ctx), M, scale=M / n_ctx)
+
+
+# --- multi-step references: step sizes optimised on a fixed Monte-Carlo sample --------------------
+@functools.partial(jax.jit, static_argnames=("kind",))
+def _mc_loss(theta, X, y, x_q, y_q, kind: str):
+    K = theta.shape[0] // 2
+    etas, gammas = theta[:K], theta[K:]
+    if kind == "gd":
+        gammas = jnp.zeros_like(gammas)
+    pred = jax.vmap(lambda a, b, c: gd_plus_plus(a, b, c, etas, gammas))(X, y, x_q)
+    return 0.5 * jnp.mean((pred - y_q) ** 2)
+
+
+def reference_steps(task: RegressionTask, n_ctx: int, K: int, kind: str, shared: bool,
+                    key: jax.Array, n_tasks: int = 4096) -> tuple[np.ndarray, np.ndarray, float]:
+    """Optimise K-step GD or GD++ step sizes on a fixed MC sample (L-BFGS, exact JAX gradients).
+
+    kind: "gd" (gamma = 0) or "gdpp"; shared: one (eta, gamma) for every step (the recurrent,
+    weight-tied model) or one per step. Returns (etas, gammas, training-sample loss). Call under
+    float64 (theory.precision). Evaluate the returned steps on a separate sample.
+    """
+    if kind not in ("gd", "gdpp"):
+        raise ValueError(kind)
+    p = sample_batch(key, task, n_ctx, n_tasks)
+    eta0, _ = optimal_one_step(task, n_ctx) if np.allclose(task.covariance_diag, task.covariance_diag[0]) \
+        else (1.0 / float(np.mean(task.covariance_diag)), None)
+    n_free = 1 if shared else K
+
+    def expand(v):
+        etas = jnp.repeat(v[:n_free], K // n_free)
+        gammas = jnp.repeat(v[n_free:], K // n_free)
+        return jnp.concatenate([etas, gammas])
+
+    def f(v):
+        val, g = jax.value_and_grad(lambda u: _mc_loss(expand(u), p.X, p.y, p.x_q, p.y_q, kind))(
+            jnp.asarray(v))
+        return float(val), np.asarray(g, dtype=np.float64)
+
+    v0 = np.concatenate([np.full(n_free, 0.5 * eta0), np.zeros(n_free)])
+    res = scipy.optimize.minimize(f, v0, jac=True, method="L-BFGS-B")
+    theta = np.asarray(expand(jnp.asarray(res.x)))
+    gammas = theta[K:] if kind == "gdpp" else np.zeros(K)
+    return theta[:K], gammas, float(res.fun)
+
+
+def lsa_predict(params: LSAParams, p, n_ctx: int, depth: int | None = None, n_norm: int | None = None):
+    """Batched LSA predictions on prompts `p` (helper for evaluating constructions and trained models)."""
+    return jax.vmap(lambda q: _lsa_predict_one(params, tokens(q), n_ctx, depth=depth, n_norm=n_norm))(p)

@@ -1,0 +1,166 @@
+"""A small pre-LN transformer (encoder or causal decoder) with a pluggable positional encoding.
+
+Single-example forward pass over token ids (T,), positions (T,) and a padding mask (T,):
+
+    x_0 = sqrt(D) W_E[tokens] + PE(p)                              (T, D)  embedding (Ruoss et al.)
+    for each block l:                                              pre-LN
+        h = LN(x);  Q_h = h W_Q[h], K_h = h W_K[h], V_h = h W_V[h] (H, T, d)   [rope: rotate Q, K]
+        s_hij = Q_hi . K_hj / sqrt(d)  [+ relative or ALiBi bias]  masked where j is padding or,
+                                                                   causal, where j > i
+        x <- x + sum_h softmax_j(s_h) V_h W_O[h]
+        x <- x + W_out^T relu(W_in^T LN(x) + b_in) + b_out         (if d_ff > 0)
+    logits = LN(x) W_U + b_U                                       (T, C)
+
+Convention (theory/models.py): tokens are rows; Q = X W_Q means q_i = W_Q^T x_i, so
+s_ij = x_j^T W_K W_Q^T x_i = x_j^T W_KQ x_i per head. Batch with jax.vmap.
+
+`causal` may be a traced boolean, so an encoder and a decoder can share one compiled sweep.
+`pe_gain` (default 1) scales the additive embedding; 0 turns sin/cos into "none" exactly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from theory import positional
+from theory.errors import SandboxError
+from theory.positional import PEConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    vocab: int                   # input token ids 0..vocab-1 (task symbols, answer slot, padding)
+    n_classes: int               # output classes per answer slot
+    d_model: int = 64            # residual width D
+    n_heads: int = 4             # H; head width d = D / H
+    n_layers: int = 2            # blocks
+    d_ff: int = 128              # MLP width (0 = attention-only)
+    pe: PEConfig = PEConfig()    # positional encoding
+    init_scale: float = 1.0      # multiplies the 1/sqrt(fan_in) init std
+
+    def validate(self) -> None:
+        for name in ("vocab", "n_classes", "d_model", "n_heads", "n_layers"):
+            if getattr(self, name) <= 0:
+                raise SandboxError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.d_ff < 0 or self.init_scale <= 0:
+            raise SandboxError(f"d_ff must be >= 0 and init_scale > 0, got {self.d_ff}, {self.init_scale}")
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise SandboxError(f"d_model={self.d_model} must split into {self.n_heads} heads of even width")
+        if self.d_model % 2:
+            raise SandboxError(f"d_model must be even for sin/cos encodings, got {self.d_model}")
+        self.pe.validate()
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+
+class Blocks(NamedTuple):
+    """Per-block weights stacked over blocks (leading axis n_layers)."""
+    ln1_g: jax.Array   # (n, D)
+    ln1_b: jax.Array   # (n, D)
+    W_Q: jax.Array     # (n, H, D, d)
+    W_K: jax.Array     # (n, H, D, d)
+    W_V: jax.Array     # (n, H, D, d)
+    W_O: jax.Array     # (n, H, d, D)
+    W_R: jax.Array     # (n, H, D, d) relative only (else (n, H, 0, d)): sin/cos offset -> head
+    u: jax.Array       # (n, H, d) relative only (else zeros): content bias
+    v: jax.Array       # (n, H, d) relative only (else zeros): position bias
+    ln2_g: jax.Array   # (n, D)
+    ln2_b: jax.Array   # (n, D)
+    W_in: jax.Array    # (n, D, F)
+    b_in: jax.Array    # (n, F)
+    W_out: jax.Array   # (n, F, D)
+    b_out: jax.Array   # (n, D)
+
+
+class TransformerParams(NamedTuple):
+    W_E: jax.Array     # (V, D) token embedding
+    P: jax.Array       # (L, D) learned position table (learned only, else (0, D))
+    blocks: Blocks
+    lnf_g: jax.Array   # (D,)
+    lnf_b: jax.Array   # (D,)
+    W_U: jax.Array     # (D, C) unembedding
+    b_U: jax.Array     # (C,)
+
+
+class Acts(NamedTuple):
+    residuals: jax.Array  # (n_layers+1, T, D) the residual stream before each block and after the last
+    pattern: jax.Array    # (n_layers, H, T, T) attention probabilities
+
+
+def init(key: jax.Array, cfg: TransformerConfig) -> TransformerParams:
+    """Gaussian init with std init_scale / sqrt(fan_in); LayerNorm gains 1, biases 0."""
+    D, H, d, F, n, s = cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.n_layers, cfg.init_scale
+    ks = jax.random.split(key, 10)
+
+    def normal(k, shape, fan_in):
+        return s * jax.random.normal(k, shape) / math.sqrt(max(fan_in, 1))
+
+    rel = cfg.pe.kind == "relative"
+    blocks = Blocks(
+        ln1_g=jnp.ones((n, D)), ln1_b=jnp.zeros((n, D)),
+        W_Q=normal(ks[0], (n, H, D, d), D), W_K=normal(ks[1], (n, H, D, d), D),
+        W_V=normal(ks[2], (n, H, D, d), D), W_O=normal(ks[3], (n, H, d, D), D),
+        W_R=normal(ks[4], (n, H, D if rel else 0, d), D),
+        u=jnp.zeros((n, H, d)), v=jnp.zeros((n, H, d)),
+        ln2_g=jnp.ones((n, D)), ln2_b=jnp.zeros((n, D)),
+        W_in=normal(ks[5], (n, D, F), D), b_in=jnp.zeros((n, F)),
+        W_out=normal(ks[6], (n, F, D), F), b_out=jnp.zeros((n, D)))
+    P = 0.02 * jax.random.normal(ks[7], (cfg.pe.max_len if cfg.pe.kind == "learned" else 0, D))
+    return TransformerParams(
+        W_E=normal(ks[8], (cfg.vocab, D), D), P=P, blocks=blocks,
+        lnf_g=jnp.ones(D), lnf_b=jnp.zeros(D),
+        W_U=normal(ks[9], (D, cfg.n_classes), D), b_U=jnp.zeros(cfg.n_classes))
+
+
+def layer_norm(x: jax.Array, g: jax.Array, b: jax.Array, eps: float = 1e-5) -> jax.Array:
+    """(x - mean) / sqrt(var + eps) * g + b over the last axis of x (T, D)."""
+    mu = jnp.mean(x, axis=-1, keepdims=True)
+    var = jnp.mean((x - mu) ** 2, axis=-1, keepdims=True)
+    return (x - mu) / jnp.sqrt(var + eps) * g[None, :] + b[None, :]
+
+
+def attention_mask(pad_mask: jax.Array, causal: jax.Array | bool) -> jax.Array:
+    """allowed_ij = key j is a real token and (not causal or j <= i); (T, T) bool."""
+    T = pad_mask.shape[0]
+    lower = jnp.arange(T)[None, :] <= jnp.arange(T)[:, None]       # (T, T) j <= i
+    return pad_mask[None, :] & (lower | jnp.logical_not(jnp.asarray(causal)))
+
+
+def forward(params: TransformerParams, tokens: jax.Array, pos: jax.Array, pad_mask: jax.Array,
+            cfg: TransformerConfig, causal: jax.Array | bool = False,
+            pe_gain: jax.Array | float = 1.0) -> tuple[jax.Array, Acts]:
+    """Logits (T, C) and Acts for one sequence: tokens (T,) int, pos (T,) int, pad_mask (T,) bool."""
+    pe, D, H = cfg.pe, cfg.d_model, cfg.n_heads
+    x = params.W_E[tokens] * math.sqrt(D)                          # (T, D)
+    x = x + pe_gain * positional.additive(pe, params.P, pos, D)    # (T, D)
+    allowed = attention_mask(pad_mask, causal)                     # (T, T)
+    residuals, patterns = [x], []
+    for l in range(cfg.n_layers):
+        b = jax.tree_util.tree_map(lambda w: w[l], params.blocks)
+        h = layer_norm(x, b.ln1_g, b.ln1_b)                        # (T, D)
+        q = jnp.einsum("td,hde->hte", h, b.W_Q)                    # (H, T, d)
+        k = jnp.einsum("td,hde->hte", h, b.W_K)                    # (H, T, d)
+        v = jnp.einsum("td,hde->hte", h, b.W_V)                    # (H, T, d)
+        if pe.kind == "rope":
+            q, k = positional.rope(q, pos, pe.max_time), positional.rope(k, pos, pe.max_time)
+        s = jnp.einsum("hid,hjd->hij", q, k) / math.sqrt(cfg.d_head)   # (H, T, T)
+        if pe.kind == "relative":
+            s = s + positional.relative_bias(q, k, pos, b.W_R, b.u, b.v, pe.max_time) / math.sqrt(cfg.d_head)
+        elif pe.kind == "alibi":
+            s = s + positional.alibi_bias(pos, H, causal)
+        s = jnp.where(allowed[None], s, -1e30)                     # (H, T, T)
+        a = jax.nn.softmax(s, axis=-1)                             # (H, T, T)
+        x = x + jnp.einsum("hij,hjd,hde->ie", a, v, b.W_O)         # (T, D)
+        if cfg.d_ff > 0:
+            h = layer_norm(x, b.ln2_g, b.ln2_b)                    # (T, D)
+            x = x + jax.nn.relu(h @ b.W_in + b.b_in[None, :]) @ b.W_out + b.b_out[None, :]  # (T, D)
+        residuals.append(x)
+        patterns.append(a)
+    logits = layer_norm(x, params.lnf_g, params.lnf_b) @ params.W_U + params.b_U[None, :]  # (T, C)
+    return logits, Acts(jnp.stack(residuals), jnp.stack(patterns))
