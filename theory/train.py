@@ -102,7 +102,25 @@ def make_optimizer(cfg: OptimizerConfig, lr, steps: int) -> optax.GradientTransf
     elif cfg.name == "normalized_gd":
         parts.append(normalize_by_global_norm())
     parts.append(optax.scale_by_schedule(lambda count: -sched(count)))
-    return optax.chain(*parts)
+    return _standard_promotion(optax.chain(*parts))
+
+
+def _standard_promotion(tx: optax.GradientTransformation) -> optax.GradientTransformation:
+    """Trace optax's internals under JAX's standard dtype promotion.
+
+    The tests run with strict promotion so that our own code never mixes dtypes silently; optax's
+    Adam bias correction (b ** count with an int32 count) needs the standard rules. The relaxation is
+    scoped to the optimiser's own trace.
+    """
+    def init(params):
+        with jax.numpy_dtype_promotion("standard"):
+            return tx.init(params)
+
+    def update(updates, state, params=None):
+        with jax.numpy_dtype_promotion("standard"):
+            return tx.update(updates, state, params)
+
+    return optax.GradientTransformation(init, update)
 
 
 class Trace(NamedTuple):
