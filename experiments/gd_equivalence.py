@@ -376,14 +376,14 @@ def plot(result: dict):
     a = ax[0, 1]
     both = np.concatenate([kq / c, np.full((D, 1), np.nan), np.asarray(pred_kq(D))], axis=1)
     im = a.imshow(both, cmap="RdBu_r", vmin=-1.2, vmax=1.2)
-    a.set(title="W_KQ / mean diag: trained | construction", xticks=[], yticks=[])
+    a.set(title="W_KQ / mean diag\ntrained (left) | GD construction (right)", xticks=[], yticks=[])
     fig.colorbar(im, ax=a, shrink=0.7)
     a = ax[0, 2]
     eta_star = one["eta_star"]
     scaled = pv * c / (-1.0)
     both = np.concatenate([scaled / eta_star, np.full((D, 1), np.nan), np.asarray(pred_pv(D))], axis=1)
     im = a.imshow(both, cmap="RdBu_r", vmin=-1.2, vmax=1.2)
-    a.set(title="-W_PV * c / eta*: trained | construction", xticks=[], yticks=[])
+    a.set(title="-c W_PV / eta*\ntrained (left) | GD construction (right)", xticks=[], yticks=[])
     fig.colorbar(im, ax=a, shrink=0.7)
 
     a = ax[1, 0]
@@ -416,8 +416,9 @@ def plot(result: dict):
     a.plot(K, dp["tf_shared"], **MEAS, marker="x", label="trained LSA, shared")
     a.plot(K, dp["tf_layer"], color="tab:green", marker="x", label="trained LSA, per-layer")
     a.axhline(d["softmax"]["loss"], **CONTROL, label=f"1 softmax head (cos {d['softmax']['cosine']:.3f})")
-    a.set(xlabel="layers K", ylabel="held-out 1/2 MSE", title="depth: LSA vs GD and GD++", xticks=K)
-    a.legend()
+    a.set(xlabel="layers K", ylabel="held-out 1/2 MSE", title="depth: LSA vs GD and GD++", xticks=K,
+          ylim=(0, 1.15 * d["softmax"]["loss"]))
+    a.legend(loc="lower left", ncols=2, fontsize=7)
     fig.suptitle(f"gd_equivalence ({result['preset']}): {result['verdict'].upper()}", fontsize=11)
     return fig
 

@@ -695,5 +695,4 @@ def plot(result: dict):
            title="full head, seed 0 (EMPIRICAL, no theorem)")
     ax.legend(fontsize=7, loc="lower right")
     fig.suptitle("rank_growth: " + result.get("verdict", ""), fontsize=10)
-    fig.tight_layout()
     return fig

@@ -479,5 +479,4 @@ def plot(result: dict):
         ax[6].axis("off")
         ax[7].axis("off")
     fig.suptitle(f"scan_snap: {result.get('verdict', '')}")
-    fig.tight_layout()
     return fig

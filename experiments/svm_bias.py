@@ -575,7 +575,7 @@ def _trajectory_2d(cfg: Config, seed: int) -> dict:
 def plot(result: dict):
     from theory.plotting import CONTROL, MEAS, PRED, figure
     data = result["data"]
-    fig, ax = figure(2, 3, width=4.2, height=3.3)
+    fig, ax = figure(2, 3, width=4.2, height=3.3, layout="constrained")
 
     a = ax[0, 0]
     a.loglog(data["steps"], 1 - np.asarray(data["W_cosF_traj_mean"]), label="W, NGD vs W^mm_F", **MEAS)
@@ -656,5 +656,4 @@ def plot(result: dict):
     n_pass = sum(c["passed"] for c in result["checks"])
     fig.suptitle(f"svm_bias: {n_pass}/{len(result['checks'])} checks pass "
                  f"(preset {result['preset']}, seed {result['seed']})")
-    fig.tight_layout()
     return fig

@@ -22,6 +22,7 @@ plt.rcParams.update({
 
 
 def figure(nrows: int, ncols: int, width: float = 4.0, height: float = 3.2, **kw):
+    kw.setdefault("layout", "constrained")
     return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kw)
 
 
