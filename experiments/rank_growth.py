@@ -34,7 +34,7 @@ from theory import linear_networks as ln
 from theory.config import require_positive
 from theory.errors import SandboxError
 from theory.predictions import rank as pred
-from theory.results import Check, check_abs, check_at_most, check_rel, check_true
+from theory.results import Check, check_abs, check_at_most, check_true
 from theory.sweep import run_keys, sweep
 from theory.tasks import teachers
 from theory.train import OptimizerConfig, make_optimizer, raise_if_diverged, train

@@ -250,7 +250,7 @@ def measure(cfg: Config, seed: int, seeds: int, progress: str | None):
     zmax = [float(z[nr + i, cfg.order_step - 1].max()) for i in range(len(oY))]
     B_pred = pred.predicted_zmax_order(M, K, oY, cfg.order_eta_Z, cfg.order_step)
     checks.append(check_true(
-        "zmax_decreases_with_eta_Y", f"strictly decreasing (Theorem 4(c); B(t) = "
+        "zmax_decreases_with_eta_Y", "strictly decreasing (Theorem 4(c); B(t) = "
         + ", ".join(f"{b:.3g}" for b in B_pred) + ")",
         [round(v, 4) for v in zmax], bool(np.all(np.diff(zmax) < 0)),
         "qualitative ordering (Theorem 4 is a heuristic estimate); strict at fixed step"))
