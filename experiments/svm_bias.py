@@ -31,7 +31,7 @@ from theory import train as engine
 from theory.config import require_positive
 from theory.errors import SandboxError
 from theory.predictions import svm as pred
-from theory.results import check_abs, check_at_least, check_at_most, check_rel, check_true
+from theory.results import check_abs, check_at_least, check_at_most, check_true
 from theory.sweep import run_keys, sweep
 from theory.tasks.token_selection import Instance, sample_instance, validate_sizes
 
