@@ -93,3 +93,75 @@ def test_committed_results_follow_the_contract():
         for c in r["checks"]:
             assert set(c) >= {"name", "predicted", "measured", "metric", "error", "tolerance", "passed", "why"}
         assert (REPO / "figures" / f"{name}.png").is_file()
+
+
+# --- reproduce / report / plot / interrupt, wired end to end through a tiny fake claim -------------
+def _fake_module(interrupt: bool = False):
+    import dataclasses
+    import types
+
+    import jax.numpy as jnp
+
+    from theory.plotting import figure
+    from theory.results import check_rel
+
+    mod = types.ModuleType("fake_claim")
+
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        x: float = 2.0
+        seeds: int = 1
+
+        @classmethod
+        def quick(cls):
+            return cls()
+
+        @classmethod
+        def full(cls):
+            return cls(x=3.0)
+
+        def validate(self):
+            pass
+
+    def measure(cfg, seed, seeds, progress):
+        if interrupt:
+            raise KeyboardInterrupt
+        measured = float(jnp.sqrt(jnp.asarray(cfg.x)) ** 2)
+        return [check_rel("sqrt squared", cfg.x, measured, 1e-6, "float32 rounding")], {"x": [cfg.x]}
+
+    def plot(result):
+        fig, ax = figure(1, 1)
+        ax[0, 0].plot(result["data"]["x"])
+        return fig
+
+    mod.PRECISION, mod.Config, mod.measure, mod.plot = "float64", Config, measure, plot
+    return mod
+
+
+@pytest.fixture
+def fake_registry(monkeypatch):
+    def install(interrupt=False):
+        monkeypatch.setitem(sys.modules, "fake_claim", _fake_module(interrupt))
+        monkeypatch.setattr(claims, "CLAIMS", {"fake": claims.ClaimSpec("fake", "x = sqrt(x)^2", "nobody", "fake_claim")})
+    return install
+
+
+def test_reproduce_report_and_plot(tmp_path, capsys, fake_registry):
+    fake_registry()
+    assert main(["reproduce", "--full", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    r = json.loads((tmp_path / "results" / "fake.json").read_text())
+    assert r["preset"] == "full" and r["config"]["x"] == 3.0 and r["verdict"] == "pass" and r["precision"] == "float64"
+    assert "| `fake` |" in out and "reproduced 1 claims" in out
+    png = tmp_path / "figures" / "fake.png"
+    png.unlink()
+    assert main(["plot", "--out", str(tmp_path)]) == 0 and png.is_file()
+    assert main(["report", "--out", str(tmp_path)]) == 0
+    assert "sqrt squared" in capsys.readouterr().out
+
+
+def test_interrupt_writes_nothing(tmp_path, capsys, fake_registry):
+    fake_registry(interrupt=True)
+    assert main(["run", "fake", "--out", str(tmp_path)]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not any(p.suffix in (".json", ".png", ".svg", ".tmp") for p in _files(tmp_path))
