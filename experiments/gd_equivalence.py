@@ -370,21 +370,12 @@ def plot(result: dict):
     a.set(xlabel="step", ylabel="1/2 MSE", title="one layer (vO setting)", yscale="log")
     a.legend()
 
+    # products are what the theory fixes: W_KQ up to a scale c, W_PV up to 1/c; eta* = -c W_PV[y, y]
     kq, pv = np.asarray(one["W_KQ"]), np.asarray(one["W_PV"])
-    D = kq.shape[0]
     c = np.mean(np.diag(kq)[:-1])
-    a = ax[0, 1]
-    both = np.concatenate([kq / c, np.full((D, 1), np.nan), np.asarray(pred_kq(D))], axis=1)
-    im = a.imshow(both, cmap="RdBu_r", vmin=-1.2, vmax=1.2)
-    a.set(title="W_KQ / mean diag\ntrained (left) | GD construction (right)", xticks=[], yticks=[])
-    fig.colorbar(im, ax=a, shrink=0.7)
-    a = ax[0, 2]
-    eta_star = one["eta_star"]
-    scaled = pv * c / (-1.0)
-    both = np.concatenate([scaled / eta_star, np.full((D, 1), np.nan), np.asarray(pred_pv(D))], axis=1)
-    im = a.imshow(both, cmap="RdBu_r", vmin=-1.2, vmax=1.2)
-    a.set(title="-c W_PV / eta*\ntrained (left) | GD construction (right)", xticks=[], yticks=[])
-    fig.colorbar(im, ax=a, shrink=0.7)
+    gd = pred.construct_gd(1.0, kq.shape[0] - 1)            # W_KQ = [[I, 0], [0, 0]], W_PV[y, y] = -1
+    _side_by_side(fig, ax[0, 1], kq / c, np.asarray(gd.W_KQ[0]), "W_KQ / mean diag")
+    _side_by_side(fig, ax[0, 2], -c * pv / one["eta_star"], -np.asarray(gd.W_PV[0]), "-c W_PV / eta*")
 
     a = ax[1, 0]
     z = d["zfb"]
@@ -403,7 +394,7 @@ def plot(result: dict):
     a.bar(x + 0.2, z["gamma_eff_diag"], 0.4, color=MEAS["color"], label="learned -W_PV[y,y] W_KQ[x,x]")
     a.plot(x, 1 / np.asarray(result["config"]["zfb_lam"]), "r_", ms=14, label="naive Lambda^-1")
     a.text(0.02, 0.95, f"implied eta (vO): {', '.join(f'{v:.3f}' for v in one['implied_eta'])}\n"
-           f"eta* = {eta_star:.3f}", transform=a.transAxes, va="top")
+           f"eta* = {one['eta_star']:.3f}", transform=a.transAxes, va="top")
     a.set(xlabel="coordinate", ylabel="preconditioner diagonal", title="learned preconditioner (ZFB)")
     a.legend(loc="center right")
 
@@ -423,13 +414,9 @@ def plot(result: dict):
     return fig
 
 
-def pred_kq(D: int):
-    m = np.zeros((D, D))
-    m[:-1, :-1] = np.eye(D - 1)
-    return m
-
-
-def pred_pv(D: int):
-    m = np.zeros((D, D))
-    m[-1, -1] = 1.0
-    return m
+def _side_by_side(fig, a, trained, construction, title):
+    """Heat maps of a trained matrix and its construction, separated by a blank column."""
+    gap = np.full((trained.shape[0], 1), np.nan)
+    im = a.imshow(np.concatenate([trained, gap, construction], axis=1), cmap="RdBu_r", vmin=-1.2, vmax=1.2)
+    a.set(title=f"{title}\ntrained (left) | GD construction (right)", xticks=[], yticks=[])
+    fig.colorbar(im, ax=a, shrink=0.7)
