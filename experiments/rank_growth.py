@@ -612,20 +612,9 @@ def plot(result: dict):
     fig, axes = figure(2, 3, width=4.2, height=3.3)
 
     sx = d["saxe"]
-    ax = axes[0, 0]
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive"]
-    for j, a in enumerate(sx["alphas"]):
-        L = np.asarray(sx["loss"][j])
-        steps = np.arange(len(L)) * sx["thin"] + 1
-        ax.plot(sx["lr"] * steps / np.log(1 / a), L, color=colors[j % 7], lw=1.2, label=f"α={a:g}")
-    for k, t in enumerate(sx["limit"]):
-        ax.axvline(t, **PRED, label="predicted 1/s_i" if k == 0 else None)
-    for k, Lk in enumerate(sx["plateau_pred"][:-1]):
-        ax.axhline(Lk, color="gray", ls=":", lw=0.8, label="1/2 Σ_{j>k} s_j²" if k == 0 else None)
-    ax.set(xlabel="rescaled time  η·step / ln(1/α)", ylabel="loss (log)", yscale="log",
-           xlim=(0, 1.3 * max(sx["limit"])), ylim=(1e-3, 2 * sx["plateau_pred"][0]),
-           title="Saxe net: loss collapses onto staircase")
-    ax.legend(fontsize=7)
+    _collapse_panel(axes[0, 0], sx, sx["limit"], sx["plateau_pred"], colors, "predicted 1/s_i",
+                    "1/2 Σ_{j>k} s_j²", "Saxe net: loss collapses onto staircase")
 
     ax = axes[0, 1]
     tp = np.asarray(sx["t_pred"]); tm = np.asarray(sx["t_meas"])
@@ -653,19 +642,8 @@ def plot(result: dict):
     ax.set(xlabel="rescaled time", ylabel="σ_i(W2 W1)", title=f"singular values and rank, α={a:g}")
 
     at = d["att"]
-    ax = axes[1, 0]
-    for j, a in enumerate(at["alphas"]):
-        L = np.asarray(at["loss"][j])
-        steps = np.arange(len(L)) * at["thin"] + 1
-        ax.plot(at["lr"] * steps / np.log(1 / a), L, color=colors[j % 7], lw=1.2, label=f"α={a:g}")
-    for k, t in enumerate(at["times"]):
-        ax.axvline(t, **PRED, label="Algorithm 1 stage times" if k == 0 else None)
-    for k, Lk in enumerate(at["saddle_losses"][:-1]):
-        ax.axhline(Lk, color="gray", ls=":", lw=0.8, label="predicted saddle losses" if k == 0 else None)
-    ax.set(xlabel="rescaled time  η·step / ln(1/α)", ylabel="loss (log)", yscale="log",
-           xlim=(0, 1.3 * max(at["times"])), ylim=(1e-3, 2 * at["saddle_losses"][0]),
-           title="diagonal attention head vs Algorithm 1 (greedy)")
-    ax.legend(fontsize=7)
+    _collapse_panel(axes[1, 0], at, at["times"], at["saddle_losses"], colors, "Algorithm 1 stage times",
+                    "predicted saddle losses", "diagonal attention head vs Algorithm 1 (greedy)")
 
     ax = axes[1, 1]
     th = np.asarray(at["theta"])
@@ -696,3 +674,20 @@ def plot(result: dict):
     ax.legend(fontsize=7, loc="lower right")
     fig.suptitle("rank_growth: " + result.get("verdict", ""), fontsize=10)
     return fig
+
+
+def _collapse_panel(ax, run, times, plateaus, colors, times_label, plateau_label, title):
+    """Loss against rescaled time eta*step/ln(1/alpha) for every alpha, with predicted stage times
+    (vertical) and plateau losses (horizontal): the curves collapse as alpha -> 0."""
+    from theory.plotting import PRED
+    for j, a in enumerate(run["alphas"]):
+        L = np.asarray(run["loss"][j])
+        steps = np.arange(len(L)) * run["thin"] + 1
+        ax.plot(run["lr"] * steps / np.log(1 / a), L, color=colors[j % len(colors)], lw=1.2, label=f"α={a:g}")
+    for k, t in enumerate(times):
+        ax.axvline(t, **PRED, label=times_label if k == 0 else None)
+    for k, Lk in enumerate(plateaus[:-1]):
+        ax.axhline(Lk, color="gray", ls=":", lw=0.8, label=plateau_label if k == 0 else None)
+    ax.set(xlabel="rescaled time  η·step / ln(1/α)", ylabel="loss (log)", yscale="log",
+           xlim=(0, 1.3 * max(times)), ylim=(1e-3, 2 * plateaus[0]), title=title)
+    ax.legend(fontsize=7)

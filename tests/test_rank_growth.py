@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from claim_asserts import assert_checks_pass
 
 from experiments import rank_growth as rg
 from proofs.rank_growth import (prove_balanced_mode_ode, prove_conserved_imbalance,
@@ -203,11 +204,7 @@ def test_quick_preset(tmp_path):
     modes lose the hidden-space overlap with learned modes; saxe_stage_time_refined_all_alphas,
     which accounts for that, stays at 0.005 for seeds 0-3."""
     r = run_claim("rank_growth", "quick", seed=0, out=tmp_path)
-    checks = {c["name"]: c for c in r["checks"]}
-    assert list(checks) == EXPECTED_CHECKS
-    for name in EXPECTED_CHECKS:
-        assert checks[name]["passed"], (name, checks[name])
-    assert r["verdict"] == "pass"
+    checks = assert_checks_pass(r, EXPECTED_CHECKS)
     assert checks["saxe_aligned_init_exact"]["error"] < 1e-10
     assert (tmp_path / "results" / "rank_growth.json").is_file()
     assert (tmp_path / "figures" / "rank_growth.png").is_file()

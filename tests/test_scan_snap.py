@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from claim_asserts import assert_checks_pass
 
 from experiments import scan_snap as exp
 from proofs.scan_snap import (prove_continuous_decoder_solves_ode, prove_decoder_gap_recursion,
@@ -198,11 +199,7 @@ CHECKS = ["decoder_loss_equals_lemma5", "snap_time_t0_eta_Y_0.5", "snap_time_t0_
 
 def test_quick_preset(tmp_path):
     r = run_claim("scan_snap", "quick", seed=0, out=tmp_path)
-    checks = {c["name"]: c for c in r["checks"]}
-    assert list(checks) == CHECKS
-    for name in CHECKS:
-        assert checks[name]["passed"], (name, checks[name])
-    assert r["verdict"] == "pass"
+    checks = assert_checks_pass(r, CHECKS)
     assert checks["decoder_loss_equals_lemma5"]["measured"] < 1e-12
     assert abs(checks["snap_time_t0_eta_Y_1"]["measured"] - 19.7) < 2.0
     assert checks["invariant_spread_at_ratio_0.01"]["measured"] < 0.05

@@ -44,7 +44,7 @@ def _mesh(n_devices: int | None = None) -> jax.sharding.Mesh:
     return jax.sharding.Mesh(np.asarray(devices), ("runs",))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=32)   # bounded: partials are new objects per call, don't pin them all
 def _compiled(run_fn: Callable, names: tuple[str, ...]) -> Callable:
     def batched(keys, run_ids, *vals):
         def one(k, i, *v):
