@@ -86,6 +86,8 @@ class Config:
     table_steps: int = 2000                  # steps per table run
     table_seeds: int = 3                     # seeds per table cell
     table_eval_lengths: tuple[int, ...] = (41, 60, 100, 150, 200)   # table score lengths (paper: 41..500)
+    table_in_dist_lengths: tuple[int, ...] = (20, 40)   # in-distribution lengths reported beside the score
+    table_eval_batch: int = 512              # test sequences per length in the table (the paper's 512)
     log_every: int = 100                     # training-loss log interval
     seeds: int = 1                           # seeds per variant of checks 2 and 4
 
@@ -96,15 +98,15 @@ class Config:
     @classmethod
     def full(cls) -> "Config":
         return cls(seeds=3,
-                   eval_lengths=(5, 10, 20, 30, 40, 50, 60, 80, 100, 150, 200, 300, 400, 500),
-                   eval_chunk=16,
+                   eval_lengths=(5, 10, 20, 30, 40, 50, 60, 80, 100, 150, 200, 300, 500),
+                   eval_chunk=64,
                    table_tasks=tuple(algorithmic.TASKS), table_seeds=3)
 
     def validate(self) -> None:
         require_positive(self, "train_max_len", "steps", "batch", "lr", "d_model", "n_heads",
                          "n_layers", "max_pos", "eval_lengths", "eval_batch", "eval_chunk",
                          "sampler_n", "sampler_draws", "log_every", "seeds", "table_steps", "nope_steps",
-                         "table_seeds")
+                         "table_seeds", "table_eval_batch")
         if self.d_ff < 0 or self.clip < 0:
             raise SandboxError(f"d_ff and clip must be >= 0, got {self.d_ff}, {self.clip}")
         algorithmic.get(self.task)
@@ -124,6 +126,9 @@ class Config:
             T = algorithmic.seq_len(algorithmic.get(t), longest)
             if T > self.max_pos:
                 raise SandboxError(f"{t} at length {longest} needs {T} positions > max_pos={self.max_pos}")
+        if not all(0 < n <= self.train_max_len for n in self.table_in_dist_lengths):
+            raise SandboxError(f"table_in_dist_lengths {self.table_in_dist_lengths} must lie in the "
+                               f"training range 1..{self.train_max_len}")
         if not all(n <= self.train_max_len for n in self.nope_lengths):
             raise SandboxError(f"nope_lengths {self.nope_lengths} must lie in the training range "
                                f"1..{self.train_max_len}")
@@ -204,40 +209,38 @@ def _run(key, randomized, causal, gain, *, spec, run_id=0, progress=None):
     params, trace = train(k_data, params, loss_fn, sample_batch, opt, steps=steps,
                           log_every=log_every, progress=progress, run_id=run_id)
 
-    # evaluation: every (length, sequence) item padded to the longest test length, chunked
-    N_eval = max(eval_lengths)
-    T_eval = algorithmic.seq_len(task, N_eval)
-    lengths = jnp.repeat(jnp.asarray(eval_lengths, jnp.int32), eval_batch)          # (E*B_e,)
-    keys = jax.random.split(k_eval, lengths.shape[0])
+    # evaluation: each test length in its own shape (no padding to the longest), chunked over sequences
+    def eval_length(k, n):
+        T_n = algorithmic.seq_len(task, n)
 
-    def eval_one(item):
-        k, n = item
-        k_s, k_p = jax.random.split(k)
-        s, lay = _sequences(task, k_s, n, N_eval, causal, 1)
-        pos = _batch_positions(k_p, lay.n_tokens, T_eval, L, randomized, "sequence", 1)
-        _, acc = _per_sequence(params, mcfg, s, lay, pos, causal, gain)
-        return acc[0]
+        def eval_one(k1):
+            k_s, k_p = jax.random.split(k1)
+            s, lay = _sequences(task, k_s, n, n, causal, 1)
+            pos = _batch_positions(k_p, lay.n_tokens, T_n, L, randomized, "sequence", 1)   # (1, T_n)
+            _, acc = _per_sequence(params, mcfg, s, lay, pos, causal, gain)
+            return acc[0]
+        return jnp.mean(jax.lax.map(eval_one, jax.random.split(k, eval_batch), batch_size=chunk))
 
-    acc = jax.lax.map(eval_one, (keys, lengths), batch_size=chunk)                  # (E*B_e,)
-    acc = jnp.mean(acc.reshape(len(eval_lengths), eval_batch), axis=1)              # (E,)
+    acc = jnp.stack([eval_length(jax.random.fold_in(k_eval, n), n) for n in eval_lengths])   # (E,)
     return acc, trace.loss, trace.first_bad_step
 
 
-def _spec(cfg: Config, task: str, kind: str, steps: int, eval_lengths) -> tuple:
+def _spec(cfg: Config, task: str, kind: str, steps: int, eval_lengths, eval_batch: int) -> tuple:
     return (task, kind, cfg.train_max_len, steps, cfg.batch, cfg.lr, cfg.clip,
             (cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.d_ff), cfg.max_pos, cfg.per,
-            tuple(eval_lengths), cfg.eval_batch, cfg.eval_chunk, cfg.log_every, cfg.mix_lengths)
+            tuple(eval_lengths), eval_batch, cfg.eval_chunk, cfg.log_every, cfg.mix_lengths)
 
 
 def train_and_eval(cfg: Config, task: str, kind: str, variants, seed: int, seeds: int,
-                   steps: int, eval_lengths, progress=None):
+                   steps: int, eval_lengths, progress=None, eval_batch: int | None = None):
     """Sweep variants x seeds (paired keys); return acc (V, S, E) and loss traces (V, S, n_logs)."""
     V = len(variants)
     keys = jnp.tile(run_keys(seed, seeds), (V, 1))                                  # (V*S, 2)
     rand = np.repeat([v[1] for v in variants], seeds)
     causal = np.repeat([v[2] for v in variants], seeds)
     gain = np.repeat([v[3] for v in variants], seeds).astype(np.float32)
-    fn = functools.partial(_run, spec=_spec(cfg, task, kind, steps, eval_lengths), progress=progress)
+    fn = functools.partial(_run, spec=_spec(cfg, task, kind, steps, eval_lengths,
+                                                         eval_batch or cfg.eval_batch), progress=progress)
     n_runs = V * seeds                  # shard over the most devices that divide the runs: no padding
     n_dev = max(d for d in range(1, len(jax.devices()) + 1) if n_runs % d == 0)
     acc, loss, bad = sweep(fn, keys, n_devices=n_dev, randomized=rand, causal=causal, gain=gain)
@@ -383,33 +386,44 @@ def _permutation_gap(cfg: Config, key) -> float:
 
 
 def _table(cfg: Config, seed: int, progress, data: dict) -> list[Check]:
-    """Task x {deterministic, randomized} scores (mean accuracy over table_eval_lengths)."""
+    """Task x {deterministic, randomized} scores (mean accuracy over table_eval_lengths).
+
+    Each cell is also evaluated in distribution (table_in_dist_lengths) so a row shows whether the
+    task was learned at all at this budget before its out-of-distribution score is read."""
     rows = []
+    E_in, E_out = tuple(cfg.table_in_dist_lengths), tuple(cfg.table_eval_lengths)
     for name in cfg.table_tasks:
         task = algorithmic.get(name)
         cells = {}
         for kind in cfg.table_pes:
             variants = ((kind, False, False, 1.0), ("randomized_" + kind, True, False, 1.0))
-            acc, _ = train_and_eval(cfg, name, kind, variants, seed, cfg.table_seeds,
-                                    cfg.table_steps, cfg.table_eval_lengths,
-                                    f"{progress}/{name}/{kind}" if progress else None)
-            score = acc.mean(axis=2)                                                # (2, S)
-            cells[kind] = score
-        best = max(cfg.table_pes, key=lambda kk: cells[kk][0].max())
-        det, rnd = cells[best]
+            acc, loss = train_and_eval(cfg, name, kind, variants, seed, cfg.table_seeds,
+                                       cfg.table_steps, E_in + E_out,
+                                       f"{progress}/{name}/{kind}" if progress else None,
+                                       eval_batch=cfg.table_eval_batch)                # (2, S, E)
+            cells[kind] = acc
+        best = max(cfg.table_pes, key=lambda kk: cells[kk][0, :, len(E_in):].mean(axis=1).max())
+        acc = cells[best]
+        score = acc[:, :, len(E_in):].mean(axis=2)                                     # (2, S)
+        in_dist = acc[:, :, :len(E_in)].mean(axis=2)                                   # (2, S)
+        det, rnd = score
         paper = pred.PAPER_TABLE.get(name, (None, None))
         rows.append({"task": name, "level": task.level, "chance": task.chance, "best": best,
                      "det_mean": _pc(det.mean()), "det_max": _pc(det.max()),
                      "rnd_mean": _pc(rnd.mean()), "rnd_max": _pc(rnd.max()),
+                     "det_in_dist": _pc(in_dist[0].mean()), "rnd_in_dist": _pc(in_dist[1].mean()),
                      "paper_det": paper[0], "paper_rnd": paper[1],
                      "diff_det": None if paper[0] is None else round(_pc(det.max()) - paper[0], 2),
-                     "diff_rnd": None if paper[1] is None else round(_pc(rnd.max()) - paper[1], 2)})
+                     "diff_rnd": None if paper[1] is None else round(_pc(rnd.max()) - paper[1], 2),
+                     "lengths": list(E_in + E_out), "acc": acc.tolist()})
     gain_max = float(np.mean([r["rnd_max"] - r["det_max"] for r in rows]))
     gain_mean = float(np.mean([r["rnd_mean"] - r["det_mean"] for r in rows]))
     data["table"] = {"rows": rows, "gain_max": gain_max, "gain_mean": gain_mean,
                      "paper_gain": pred.PAPER_AVERAGE_GAIN,
                      "paper_table_verified": pred.PAPER_TABLE_VERIFIED,
-                     "eval_lengths": list(cfg.table_eval_lengths), "seeds": cfg.table_seeds}
+                     "eval_lengths": list(E_out), "in_dist_lengths": list(E_in),
+                     "seeds": cfg.table_seeds, "steps": cfg.table_steps,
+                     "train_max_len": cfg.train_max_len}
     checks = [check_true(
         "table_randomized_gain_positive", "average gain (max over seeds) > 0, paper +12.0",
         round(gain_max, 2), gain_max > 0,
@@ -429,7 +443,7 @@ def _table(cfg: Config, seed: int, progress, data: dict) -> list[Check]:
 def plot(result: dict):
     d = result["data"]
     has_table = "table" in d
-    fig, axes = figure(1, 3 if has_table else 2, width=4.6, height=3.4)
+    fig, axes = figure(2 if has_table else 1, 3 if has_table else 2, width=4.6, height=3.4)
     ax = axes[0, 0]
     ep = d["even_pairs"]
     x = np.asarray(ep["lengths"])
@@ -468,19 +482,55 @@ def plot(result: dict):
     ax.legend(loc="upper left", fontsize=7)
 
     if has_table:
-        ax = axes[0, 2]
-        rows = d["table"]["rows"]
-        M = np.array([[r["det_max"], r["rnd_max"], r["paper_det"] or np.nan, r["paper_rnd"] or np.nan]
-                      for r in rows], dtype=float)
-        im = ax.imshow(M, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-        for (i, j), v in np.ndenumerate(M):
-            if np.isfinite(v):
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7,
-                        color="white" if v < 60 else "black")
-        ax.set_xticks(range(4), ["ours det", "ours rand", "paper det*", "paper rand*"], fontsize=7)
-        ax.set_yticks(range(len(rows)), [r["task"] for r in rows], fontsize=7)
-        ax.grid(False)
-        ax.set_title(f"score (max over seeds), gain {d['table']['gain_max']:+.1f} vs paper "
-                     f"+{d['table']['paper_gain']:.1f}\n*paper Table 1 as recalled, unverified", fontsize=8)
-        fig.colorbar(im, ax=ax, fraction=0.04)
+        _plot_table(axes[0, 2], d["table"])
+        _plot_task_curves(axes[1], d["table"])
     return fig
+
+
+CURVE_TASKS = ("reverse_string", "missing_duplicate_string", "bucket_sort", "duplicate_string")
+"""Tasks drawn as accuracy-vs-length curves under the table (the paper's largest gains), first three present."""
+
+
+def _plot_table(ax, table: dict) -> None:
+    """Heat map: our in-distribution and out-of-distribution scores beside the paper's (max over seeds)."""
+    rows = table["rows"]
+    cols = ["ours det\nin-dist", "ours rand\nin-dist", "ours det", "ours rand", "paper det*", "paper rand*"]
+    M = np.array([[r["det_in_dist"], r["rnd_in_dist"], r["det_max"], r["rnd_max"],
+                   np.nan if r["paper_det"] is None else r["paper_det"],
+                   np.nan if r["paper_rnd"] is None else r["paper_rnd"]] for r in rows], dtype=float)
+    im = ax.imshow(M, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+    for (i, j), v in np.ndenumerate(M):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7,
+                    color="white" if v < 60 else "black")
+    ax.set_xticks(range(len(cols)), cols, fontsize=6)
+    ax.set_yticks(range(len(rows)), [f"{r['task']} ({100 * r['chance']:.0f})" for r in rows], fontsize=7)
+    ax.grid(False)
+    verified = "" if table["paper_table_verified"] else "; *paper Table 1 as recalled, unverified"
+    ax.set_title(f"accuracy %, in-dist = lengths {table['in_dist_lengths']} (seed mean); score = mean over "
+                 f"{table['eval_lengths']} (max over {table['seeds']} seeds), {table['steps']} steps\n"
+                 f"gain {table['gain_max']:+.1f} (max) / {table['gain_mean']:+.1f} (mean) vs paper "
+                 f"+{table['paper_gain']:.1f}; (chance %){verified}", fontsize=7)
+    ax.figure.colorbar(im, ax=ax, fraction=0.04)
+
+
+def _plot_task_curves(axes, table: dict) -> None:
+    """Accuracy vs test length (seed mean, min-max band), deterministic vs randomized, for three tasks."""
+    by_task = {r["task"]: r for r in table["rows"]}
+    names = [t for t in CURVE_TASKS if t in by_task][:len(axes)]
+    names += [t for t in by_task if t not in names][:len(axes) - len(names)]
+    for ax, name in zip(axes, names):
+        r = by_task[name]
+        x, acc = np.asarray(r["lengths"]), np.asarray(r["acc"])                   # (E,), (2, S, E)
+        for i, (label, st) in enumerate([(r["best"], dict(color="tab:orange", lw=1.8)),
+                                         ("randomized " + r["best"], MEAS)]):
+            ax.plot(x, acc[i].mean(axis=0), marker="o", ms=3, label=label.replace("_", " "), **st)
+            ax.fill_between(x, acc[i].min(axis=0), acc[i].max(axis=0), alpha=0.15,
+                            color=st.get("color", "gray"))
+        ax.axvspan(0, table["train_max_len"], color="gray", alpha=0.12, label="training lengths")
+        ax.axhline(r["chance"], label="chance", **PRED)
+        ax.set(xlabel="test length", ylabel="accuracy", ylim=(0, 1.02),
+               title=f"{name} ({r['level']}), {table['steps']} steps, {acc.shape[1]} seeds")
+        ax.legend(loc="lower left", fontsize=7)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
