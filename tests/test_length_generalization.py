@@ -8,6 +8,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import matplotlib.pyplot as plt
 import pytest
 
 from experiments import length_generalization as lg
@@ -331,7 +332,8 @@ def test_task_determinism():
 # --- bad input -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("override", ["steps=0", "batch=-1", "task=sorting", "per=step",
                                       "table_pes=(none,)", "eval_lengths=(10,3000)", "d_model=30",
-                                      "nope_lengths=(50,)", "sampler_n=4096", "log_every=7"])
+                                      "nope_lengths=(50,)", "sampler_n=4096", "log_every=7",
+                                      "table_in_dist_lengths=(41,)", "table_eval_batch=0"])
 def test_bad_config_rejected_before_training(override, tmp_path, monkeypatch):
     monkeypatch.setattr(lg, "train_and_eval", lambda *a, **k: pytest.fail("trained on bad input"))
     with pytest.raises(SandboxError):
@@ -401,7 +403,25 @@ def test_table_smoke():
     assert [r["task"] for r in rows] == ["parity_check", "binary_addition"]
     for r in rows:
         assert 0 <= r["det_mean"] <= r["det_max"] <= 100 and 0 <= r["rnd_mean"] <= r["rnd_max"] <= 100
+        assert 0 <= r["det_in_dist"] <= 100 and 0 <= r["rnd_in_dist"] <= 100
+        acc = np.asarray(r["acc"])                                     # (variant, seed, length)
+        assert r["lengths"] == [20, 40, 41, 45] and acc.shape == (2, 2, 4)
+        # the score is the seed-max of the mean over the out-of-distribution lengths only
+        assert r["rnd_max"] == pytest.approx(100 * acc[1, :, 2:].mean(axis=1).max(), abs=0.01)
+        assert r["det_in_dist"] == pytest.approx(100 * acc[0, :, :2].mean(), abs=0.01)
     assert data["table"]["paper_gain"] == 12.0 and data["table"]["paper_table_verified"] is False
+    fig = lg.plot({"data": {"table": data["table"], **_tiny_even_pairs_data()}})
+    assert len(fig.axes) >= 6
+    plt.close(fig)
+
+
+def _tiny_even_pairs_data() -> dict:
+    """The non-table part of a result's data, tiny, for drawing the figure without training."""
+    lengths = [10, 60]
+    return {"even_pairs": {"lengths": lengths, "train_max_len": 40, "variants": ["sin_cos", "randomized_sin_cos"],
+                           "acc": [[[1.0, 0.5]], [[1.0, 0.9]]], "steps": 4},
+            "sampler": {"k": [1, 2], "mean_pred": [1.0, 2.0], "mean_emp": [1.0, 2.0], "sd_pred": [1.0, 1.0],
+                        "sd_emp": [1.0, 1.0], "n": 2, "L": 8, "draws": 10}}
 
 
 @pytest.mark.slow
