@@ -78,21 +78,28 @@ def test_console_script_entry_point_exit_code(tmp_path):
 
 
 def test_readme_table_matches_committed_results():
-    """The README's claims table is generated from results/ and must not be stale."""
+    """The README's claims tables are generated from results/ (and results/full/) and must not be stale."""
     assert runner.readme_table() == runner.report(), \
         "README claims table is stale: run `sandbox report --readme`"
+    if runner.available(preset="full"):
+        assert runner.readme_table(preset="full") == runner.report(preset="full"), \
+            "README full-preset table is stale: run `sandbox report --full --readme`"
 
 
-def test_committed_results_follow_the_contract():
-    for name in claims.names():
-        r = json.loads((REPO / "results" / f"{name}.json").read_text())
+@pytest.mark.parametrize("preset", runner.PRESETS)
+def test_committed_results_follow_the_contract(preset):
+    names = claims.names() if preset == "quick" else runner.available(preset=preset)
+    for name in names:
+        json_path, png_path, _ = runner.output_paths(name, preset=preset)
+        r = json.loads(json_path.read_text())
+        assert r["preset"] == preset and (REPO / r["figure"]) == png_path
         for key in runner.read_result.__globals__["REQUIRED_KEYS"]:
             assert key in r, (name, key)
         assert r["claim"] == name and r["verdict"] in ("pass", "fail")
         assert r["verdict"] == ("pass" if all(c["passed"] for c in r["checks"]) else "fail")
         for c in r["checks"]:
             assert set(c) >= {"name", "predicted", "measured", "metric", "error", "tolerance", "passed", "why"}
-        assert (REPO / "figures" / f"{name}.png").is_file()
+        assert png_path.is_file()
 
 
 # --- reproduce / report / plot / interrupt, wired end to end through a tiny fake claim -------------
@@ -150,14 +157,39 @@ def test_reproduce_report_and_plot(tmp_path, capsys, fake_registry):
     fake_registry()
     assert main(["reproduce", "--full", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    r = json.loads((tmp_path / "results" / "fake.json").read_text())
+    r = json.loads((tmp_path / "results" / "full" / "fake.json").read_text())
     assert r["preset"] == "full" and r["config"]["x"] == 3.0 and r["verdict"] == "pass" and r["precision"] == "float64"
+    assert r["figure"] == "figures/full/fake.png"
     assert "| `fake` |" in out and "reproduced 1 claims" in out
-    png = tmp_path / "figures" / "fake.png"
+    png = tmp_path / "figures" / "full" / "fake.png"
     png.unlink()
-    assert main(["plot", "--out", str(tmp_path)]) == 0 and png.is_file()
-    assert main(["report", "--out", str(tmp_path)]) == 0
+    assert main(["plot", "--full", "--out", str(tmp_path)]) == 0 and png.is_file()
+    assert main(["report", "--full", "--out", str(tmp_path)]) == 0
     assert "sqrt squared" in capsys.readouterr().out
+    # the quick preset has its own files: nothing at quick yet, and a quick run leaves full untouched
+    assert main(["report", "--out", str(tmp_path)]) == 2
+    assert "no results file" in capsys.readouterr().err
+    assert main(["run", "fake", "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "results" / "fake.json").read_text())["config"]["x"] == 2.0
+    assert json.loads((tmp_path / "results" / "full" / "fake.json").read_text())["config"]["x"] == 3.0
+
+
+def test_report_markdown_hook_and_readme_blocks(tmp_path, capsys, fake_registry):
+    """A claim module's report_markdown(result) is appended to the report; README blocks per preset."""
+    fake_registry()
+    sys.modules["fake_claim"].report_markdown = lambda r: f"| x |\n|---|\n| {r['data']['x'][0]} |"
+    assert main(["run", "fake", "--full", "--out", str(tmp_path)]) == 0
+    table = runner.report(tmp_path, preset="full")
+    assert table.endswith("| x |\n|---|\n| 3.0 |\n") and "**`fake`** (full preset)" in table
+    readme = tmp_path / "README.md"
+    quick_start, quick_end = runner._markers("quick")
+    full_start, full_end = runner._markers("full")
+    readme.write_text(f"a\n{quick_start}\nold\n{quick_end}\nb\n{full_start}\nold\n{full_end}\nc\n")
+    runner.update_readme(table, readme, preset="full")
+    assert runner.readme_table(readme, preset="full") == table
+    assert runner.readme_table(readme, preset="quick") == "old\n"
+    assert main(["report", "--full", "--out", str(tmp_path / "empty")]) == 2
+    assert "no results files at preset 'full'" in capsys.readouterr().err
 
 
 def test_interrupt_writes_nothing(tmp_path, capsys, fake_registry):

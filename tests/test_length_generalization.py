@@ -410,6 +410,9 @@ def test_table_smoke():
         assert r["rnd_max"] == pytest.approx(100 * acc[1, :, 2:].mean(axis=1).max(), abs=0.01)
         assert r["det_in_dist"] == pytest.approx(100 * acc[0, :, :2].mean(), abs=0.01)
     assert data["table"]["paper_gain"] == 12.0 and data["table"]["paper_table_verified"] is False
+    md = lg.report_markdown({"data": data}).splitlines()
+    assert sum(line.startswith("| parity_check |") or line.startswith("| binary_addition |") for line in md) == 2
+    assert any("Average gain" in line for line in md) and lg.report_markdown({"data": {}}) == ""
     fig = lg.plot({"data": {"table": data["table"], **_tiny_even_pairs_data()}})
     assert len(fig.axes) >= 6
     plt.close(fig)

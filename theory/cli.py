@@ -41,12 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     preset_flags(rp)
 
     rep = sub.add_parser("report", help="the claims table (Markdown) from the results files")
-    rep.add_argument("--out", type=Path, default=None)
-    rep.add_argument("--readme", action="store_true", help="also update the table in README.md")
+    preset_flags(rep)
+    rep.add_argument("--readme", action="store_true",
+                     help="also update the preset's generated table in README.md")
 
     pl = sub.add_parser("plot", help="redraw figures from results files without training")
     pl.add_argument("names", nargs="*")
-    pl.add_argument("--out", type=Path, default=None)
+    preset_flags(pl)
 
     b = sub.add_parser("bench", help="speed ratios measured in one run on this machine")
     b.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
@@ -102,22 +103,24 @@ def _dispatch(args) -> int:
             _print_checks(result)
             if result["verdict"] != "pass":
                 failed.append(name)
-        table = runner.report(args.out)
+        table = runner.report(args.out, preset=args.preset)
         if args.out is None:
-            runner.update_readme(table)
+            runner.update_readme(table, preset=args.preset)
         print(table)
         print(f"reproduced {len(claims.names())} claims in {time.perf_counter() - start:.0f} s; "
               f"failed: {', '.join(failed) or 'none'}")
         return 1 if failed else 0
     if args.cmd == "report":
-        table = runner.report(args.out)
+        table = runner.report(args.out, preset=args.preset)
         if args.readme:
-            runner.update_readme(table)
+            runner.update_readme(table, preset=args.preset)
         print(table)
         return 0
     if args.cmd == "plot":
-        for name in args.names or claims.names():
-            print(runner.replot(name, args.out))
+        names = args.names or (claims.names() if args.preset == "quick"
+                               else runner.available(args.out, args.preset))
+        for name in names:
+            print(runner.replot(name, args.out, args.preset))
         return 0
     raise AssertionError(args.cmd)
 

@@ -18,11 +18,16 @@ REPO = Path(__file__).resolve().parent.parent
 PRESETS = ("quick", "full")
 
 
-def output_paths(name: str, out: Path | None) -> tuple[Path, Path, Path]:
-    """(results json, figure png, figure svg) under `out` (default: the repository)."""
+def output_paths(name: str, out: Path | None = None, preset: str = "quick") -> tuple[Path, Path, Path]:
+    """(results json, figure png, figure svg) under `out` (default: the repository).
+
+    The quick preset (what `sandbox reproduce` and the tests run) writes results/<name>.json and
+    figures/<name>.png|svg; any other preset writes results/<preset>/ and figures/<preset>/, so a
+    full-preset run never overwrites the quick results and both can be committed side by side."""
     root = Path(out) if out is not None else REPO
-    return (root / "results" / f"{name}.json", root / "figures" / f"{name}.png",
-            root / "figures" / f"{name}.svg")
+    sub = () if preset == "quick" else (preset,)
+    return (root.joinpath("results", *sub, f"{name}.json"), root.joinpath("figures", *sub, f"{name}.png"),
+            root.joinpath("figures", *sub, f"{name}.svg"))
 
 
 def ensure_writable(paths: Sequence[Path]) -> None:
@@ -61,10 +66,11 @@ def run_claim(name: str, preset: str = "quick", *, seed: int = 0, seeds: int | N
     if seed < 0:
         raise SandboxError(f"--seed must be non-negative, got {seed}")
     module, cfg = build_config(name, preset, overrides)
-    json_path, png_path, svg_path = output_paths(name, out)
+    json_path, png_path, svg_path = output_paths(name, out, preset)
     ensure_writable([json_path, png_path])
     n_seeds = seeds if seeds is not None else getattr(cfg, "seeds", 1)
 
+    git = git_revision()          # the code that runs is the code at the start (edits may follow)
     start = time.perf_counter()
     with precision(module.PRECISION):
         checks, data = module.measure(cfg, seed=seed, seeds=n_seeds,
@@ -78,9 +84,9 @@ def run_claim(name: str, preset: str = "quick", *, seed: int = 0, seeds: int | N
         "paper": claims.get(name).paper, "preset": preset, "precision": module.PRECISION,
         "seed": seed, "seeds": n_seeds, "verdict": verdict(checks),
         "checks": [c.to_json() for c in checks], "config": config_lib.describe(cfg),
-        "overrides": list(overrides), "versions": package_versions(), "git": git_revision(),
+        "overrides": list(overrides), "versions": package_versions(), "git": git,
         "wall_seconds": round(wall, 2),
-        "figure": os.path.relpath(png_path, json_path.parent.parent), "data": data,
+        "figure": os.path.relpath(png_path, output_paths(name, out)[0].parent.parent), "data": data,
     }
     # round-trip through JSON so the figure is drawn from exactly what the file will hold
     result = json.loads(json.dumps(_to_json(result)))
@@ -106,14 +112,19 @@ def _render(module, result: dict, targets: list[Path]) -> list[Path]:
     return render_atomic(module.plot(result), targets)
 
 
-def replot(name: str, out: Path | None = None) -> Path:
-    """Redraw figures/<name>.png from results/<name>.json without training."""
-    json_path, png_path, svg_path = output_paths(name, out)
+def replot(name: str, out: Path | None = None, preset: str = "quick") -> Path:
+    """Redraw the figure of results(/<preset>)/<name>.json without training."""
+    json_path, png_path, svg_path = output_paths(name, out, preset)
     result = read_result(json_path)
     temps = _render(claims.load(name), result, [png_path, svg_path])
     for tmp, final in zip(temps, [png_path, svg_path]):
         os.replace(tmp, final)
     return png_path
+
+
+def available(out: Path | None = None, preset: str = "quick") -> list[str]:
+    """The registered claims that have a result file at `preset`."""
+    return [n for n in claims.names() if output_paths(n, out, preset)[0].is_file()]
 
 
 # --- the claims table ----------------------------------------------------------------------
@@ -132,52 +143,72 @@ def _fmt(x) -> str:
     return str(x)
 
 
-def report(out: Path | None = None, names: Sequence[str] | None = None) -> str:
+def report(out: Path | None = None, names: Sequence[str] | None = None, preset: str = "quick") -> str:
     """The claims table (Markdown) built from the result files alone.
 
-    One summary row per claim, then one row per check. A missing result file is a SandboxError.
+    One summary row per claim, then one row per check, then any claim-specific tables (an experiment
+    module's optional `report_markdown(result) -> str`, e.g. a task table). At the quick preset every
+    registered claim must have a result (a missing file is a SandboxError); at another preset the
+    claims that have one are reported, and none at all is a SandboxError.
     """
+    if names is None:
+        names = claims.names() if preset == "quick" else available(out, preset)
+        if not names:
+            raise SandboxError(f"no results files at preset {preset!r} under "
+                               f"{output_paths('<claim>', out, preset)[0].parent}: run "
+                               f"`sandbox run <claim> --{preset}` first")
+    results = {name: read_result(output_paths(name, out, preset)[0]) for name in names}
     rows = ["| claim | paper | verdict | checks passed | preset | seeds | wall (s) | figure |",
             "|---|---|---|---|---|---|---|---|"]
-    total = 0.0
     detail = ["| claim | check | predicted | measured | metric | error | tolerance | pass | why this tolerance |",
               "|---|---|---|---|---|---|---|---|---|"]
-    for name in names or claims.names():
-        json_path, png_path, _ = output_paths(name, out)
-        r = read_result(json_path)
+    extras = []
+    for name, r in results.items():
         n_pass = sum(c["passed"] for c in r["checks"])
-        total += float(r["wall_seconds"])
         rows.append(f"| `{name}` | {r.get('paper', '')} | **{r['verdict']}** | {n_pass}/{len(r['checks'])}"
-                    f" | {r['preset']} | {r['seeds']} | {r['wall_seconds']:.0f} | [{name}.png]({r['figure']}) |")
+                    f" | {r['preset']} | {r['seeds']} | {r['wall_seconds']:.0f} | "
+                    f"[{Path(r['figure']).name}]({r['figure']}) |")
         for c in r["checks"]:
             detail.append(f"| `{name}` | {c['name']} | {_fmt(c['predicted'])} | {_fmt(c['measured'])} | "
                           f"{c['metric']} | {_fmt(c['error'])} | {_fmt(c['tolerance'])} | "
                           f"{'yes' if c['passed'] else '**no**'} | {c['why']} |")
-    presets = sorted({read_result(output_paths(n, out)[0])["preset"] for n in names or claims.names()})
+        extra = getattr(claims.load(name), "report_markdown", None)
+        if extra is not None and (md := extra(r)):
+            extras.append(f"\n**`{name}`** ({r['preset']} preset)\n\n{md.rstrip()}\n")
+    total = sum(float(r["wall_seconds"]) for r in results.values())
+    presets = sorted({r["preset"] for r in results.values()})
+    folder = "figures/" if preset == "quick" else f"figures/{preset}/"
     summary = (f"\nTotal measured wall time of these runs: {total / 60:.1f} min "
-               f"(preset: {', '.join(presets)}; the figures in `figures/` come from the same runs).\n")
-    return "\n".join(rows) + "\n" + summary + "\n" + "\n".join(detail) + "\n"
+               f"(preset: {', '.join(presets)}; the figures in `{folder}` come from the same runs).\n")
+    return "\n".join(rows) + "\n" + summary + "\n" + "\n".join(detail) + "\n" + "".join(extras)
 
 
-README_START = "<!-- claims-table:start (generated by `sandbox report --readme`; do not edit) -->"
-README_END = "<!-- claims-table:end -->"
+def _markers(preset: str) -> tuple[str, str]:
+    tag = "claims-table" if preset == "quick" else f"{preset}-table"
+    return (f"<!-- {tag}:start (generated by `sandbox report --readme`; do not edit) -->",
+            f"<!-- {tag}:end -->")
 
 
-def update_readme(table: str, readme: Path = REPO / "README.md") -> None:
-    """Replace the generated block between the README markers with `table`."""
+README_START, README_END = _markers("quick")
+
+
+def update_readme(table: str, readme: Path = REPO / "README.md", preset: str = "quick") -> None:
+    """Replace the generated block between the README markers of `preset` with `table`."""
+    start, end = _markers(preset)
     text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        raise SandboxError(f"{readme} has no claims-table markers")
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    new = head + README_START + "\n" + table + README_END + tail
+    if start not in text or end not in text:
+        raise SandboxError(f"{readme} has no {preset}-preset table markers ({start})")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    new = head + start + "\n" + table + end + tail
     fd, tmp = tempfile.mkstemp(prefix=".README.", dir=readme.parent)
     with os.fdopen(fd, "w") as f:
         f.write(new)
     os.replace(tmp, readme)
 
 
-def readme_table(readme: Path = REPO / "README.md") -> str:
-    """The generated block currently in the README (for the staleness test)."""
+def readme_table(readme: Path = REPO / "README.md", preset: str = "quick") -> str:
+    """The generated block of `preset` currently in the README (for the staleness test)."""
+    start, end = _markers(preset)
     text = readme.read_text()
-    return text.split(README_START, 1)[1].split(README_END, 1)[0].lstrip("\n")
+    return text.split(start, 1)[1].split(end, 1)[0].lstrip("\n")
