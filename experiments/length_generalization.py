@@ -84,6 +84,7 @@ class Config:
     table_tasks: tuple[str, ...] = ()        # tasks of the table (check 3); empty = skip
     table_pes: tuple[str, ...] = ("sin_cos",)  # deterministic families in the table (each + randomized)
     table_steps: int = 2000                  # steps per table run
+    table_batch: int = 32                    # sequences per step in the table (CPU budget; paper 128)
     table_seeds: int = 3                     # seeds per table cell
     table_eval_lengths: tuple[int, ...] = (41, 60, 100, 150, 200)   # table score lengths (paper: 41..500)
     table_in_dist_lengths: tuple[int, ...] = (20, 40)   # in-distribution lengths reported beside the score
@@ -106,7 +107,7 @@ class Config:
         require_positive(self, "train_max_len", "steps", "batch", "lr", "d_model", "n_heads",
                          "n_layers", "max_pos", "eval_lengths", "eval_batch", "eval_chunk",
                          "sampler_n", "sampler_draws", "log_every", "seeds", "table_steps", "nope_steps",
-                         "table_seeds", "table_eval_batch")
+                         "table_seeds", "table_eval_batch", "table_batch")
         if self.d_ff < 0 or self.clip < 0:
             raise SandboxError(f"d_ff and clip must be >= 0, got {self.d_ff}, {self.clip}")
         algorithmic.get(self.task)
@@ -225,14 +226,16 @@ def _run(key, randomized, causal, gain, *, spec, run_id=0, progress=None):
     return acc, trace.loss, trace.first_bad_step
 
 
-def _spec(cfg: Config, task: str, kind: str, steps: int, eval_lengths, eval_batch: int) -> tuple:
-    return (task, kind, cfg.train_max_len, steps, cfg.batch, cfg.lr, cfg.clip,
+def _spec(cfg: Config, task: str, kind: str, steps: int, eval_lengths, eval_batch: int,
+          batch: int) -> tuple:
+    return (task, kind, cfg.train_max_len, steps, batch, cfg.lr, cfg.clip,
             (cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.d_ff), cfg.max_pos, cfg.per,
             tuple(eval_lengths), eval_batch, cfg.eval_chunk, cfg.log_every, cfg.mix_lengths)
 
 
 def train_and_eval(cfg: Config, task: str, kind: str, variants, seed: int, seeds: int,
-                   steps: int, eval_lengths, progress=None, eval_batch: int | None = None):
+                   steps: int, eval_lengths, progress=None, eval_batch: int | None = None,
+                   batch: int | None = None):
     """Sweep variants x seeds (paired keys); return acc (V, S, E) and loss traces (V, S, n_logs)."""
     V = len(variants)
     keys = jnp.tile(run_keys(seed, seeds), (V, 1))                                  # (V*S, 2)
@@ -240,7 +243,7 @@ def train_and_eval(cfg: Config, task: str, kind: str, variants, seed: int, seeds
     causal = np.repeat([v[2] for v in variants], seeds)
     gain = np.repeat([v[3] for v in variants], seeds).astype(np.float32)
     fn = functools.partial(_run, spec=_spec(cfg, task, kind, steps, eval_lengths,
-                                                         eval_batch or cfg.eval_batch), progress=progress)
+                                                         eval_batch or cfg.eval_batch, batch or cfg.batch), progress=progress)
     n_runs = V * seeds                  # shard over the most devices that divide the runs: no padding
     n_dev = max(d for d in range(1, len(jax.devices()) + 1) if n_runs % d == 0)
     acc, loss, bad = sweep(fn, keys, n_devices=n_dev, randomized=rand, causal=causal, gain=gain)
@@ -400,7 +403,7 @@ def _table(cfg: Config, seed: int, progress, data: dict) -> list[Check]:
             acc, loss = train_and_eval(cfg, name, kind, variants, seed, cfg.table_seeds,
                                        cfg.table_steps, E_in + E_out,
                                        f"{progress}/{name}/{kind}" if progress else None,
-                                       eval_batch=cfg.table_eval_batch)                # (2, S, E)
+                                       eval_batch=cfg.table_eval_batch, batch=cfg.table_batch)  # (2, S, E)
             cells[kind] = acc
         best = max(cfg.table_pes, key=lambda kk: cells[kk][0, :, len(E_in):].mean(axis=1).max())
         acc = cells[best]
@@ -422,7 +425,7 @@ def _table(cfg: Config, seed: int, progress, data: dict) -> list[Check]:
                      "paper_gain": pred.PAPER_AVERAGE_GAIN,
                      "paper_table_verified": pred.PAPER_TABLE_VERIFIED,
                      "eval_lengths": list(E_out), "in_dist_lengths": list(E_in),
-                     "seeds": cfg.table_seeds, "steps": cfg.table_steps,
+                     "seeds": cfg.table_seeds, "steps": cfg.table_steps, "batch": cfg.table_batch,
                      "train_max_len": cfg.train_max_len}
     checks = [check_true(
         "table_randomized_gain_positive", "average gain (max over seeds) > 0, paper +12.0",
@@ -551,7 +554,7 @@ def report_markdown(result: dict) -> str:
     star = "" if t["paper_table_verified"] else "*"
     families = ", ".join(sorted({r["best"] for r in t["rows"]}))
     lines = [f"Task table: best deterministic encoding ({families}) vs its randomized variant, "
-             f"{t['steps']} Adam steps, {t['seeds']} seeds; score = mean accuracy (%) over test lengths "
+             f"{t['steps']} Adam steps of batch {t.get('batch', '?')}, {t['seeds']} seeds; score = mean accuracy (%) over test lengths "
              f"{t['eval_lengths']}; in-dist = mean over lengths {t['in_dist_lengths']} (seed mean).",
              "",
              "| task | level | chance | in-dist det / rand | score det: mean, max | score rand: mean, max "
