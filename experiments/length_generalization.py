@@ -4,8 +4,9 @@ trained on lengths 1..40 generalize to longer inputs better than the determinist
 Protocol (research notes part B): every step draws one length n ~ U{1..N} (N = 40) and a batch of
 that length, padded to N and masked, so training is ONE compiled lax.scan; positions are 0..T-1
 (deterministic) or a sorted uniform subset of {0..L-1}, L = 2048, drawn per sequence (or per batch)
-at training AND test time. Evaluation pads every test length to the largest one (one compile), with
-`eval_batch` sequences per length, each with its own random positions. Adam, global-norm clip 1.
+at training AND test time. Evaluation runs each test length in its own shape (no padding, one
+program per run), with `eval_batch` sequences per length, each with its own random positions.
+Adam, global-norm clip 1.
 
 Runs (vmapped sweeps, paired seeds: variant v of seed s uses the same init and data keys):
     sin_cos              encoder, sin/cos positions 0..T-1                 } `steps`
@@ -400,7 +401,7 @@ def _table(cfg: Config, seed: int, progress, data: dict) -> list[Check]:
         cells = {}
         for kind in cfg.table_pes:
             variants = ((kind, False, False, 1.0), ("randomized_" + kind, True, False, 1.0))
-            acc, loss = train_and_eval(cfg, name, kind, variants, seed, cfg.table_seeds,
+            acc, _ = train_and_eval(cfg, name, kind, variants, seed, cfg.table_seeds,
                                        cfg.table_steps, E_in + E_out,
                                        f"{progress}/{name}/{kind}" if progress else None,
                                        eval_batch=cfg.table_eval_batch, batch=cfg.table_batch)  # (2, S, E)
