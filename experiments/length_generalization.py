@@ -243,8 +243,8 @@ def train_and_eval(cfg: Config, task: str, kind: str, variants, seed: int, seeds
     rand = np.repeat([v[1] for v in variants], seeds)
     causal = np.repeat([v[2] for v in variants], seeds)
     gain = np.repeat([v[3] for v in variants], seeds).astype(np.float32)
-    fn = functools.partial(_run, spec=_spec(cfg, task, kind, steps, eval_lengths,
-                                                         eval_batch or cfg.eval_batch, batch or cfg.batch), progress=progress)
+    spec = _spec(cfg, task, kind, steps, eval_lengths, eval_batch or cfg.eval_batch, batch or cfg.batch)
+    fn = functools.partial(_run, spec=spec, progress=progress)
     n_runs = V * seeds                  # shard over the most devices that divide the runs: no padding
     n_dev = max(d for d in range(1, len(jax.devices()) + 1) if n_runs % d == 0)
     acc, loss, bad = sweep(fn, keys, n_devices=n_dev, randomized=rand, causal=causal, gain=gain)
