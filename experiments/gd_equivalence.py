@@ -18,13 +18,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theory import models, train as engine
-from theory.config import require_positive
+from theory.models import lsa as models
+from theory.engine import train as engine
+from theory.harness.config import require_positive
 from theory.errors import SandboxError
-from theory.precision import precision
-from theory.predictions import gd as pred
-from theory.results import check_abs, check_at_least, check_at_most, check_rel, check_true
-from theory.sweep import run_keys, sweep
+from theory.engine.precision import precision
+from theory.predictions import gd_equivalence as pred
+from theory.harness.results import check_abs, check_at_least, check_at_most, check_rel, check_true
+from theory.engine.sweep import run_keys, sweep
 from theory.tasks.linear_regression import RegressionTask, sample_batch, sample_prompt, tokens
 
 PRECISION = "float32"   # training; the exact construction checks enter float64 themselves
@@ -361,7 +362,7 @@ def measure(cfg: Config, seed: int, seeds: int, progress: str | None):
 
 # --- figure ---------------------------------------------------------------------------------------
 def plot(result: dict):
-    from theory.plotting import CONTROL, MEAS, PRED, figure
+    from theory.harness.plotting import CONTROL, MEAS, PRED, figure
     d = result["data"]
     fig, ax = figure(2, 3, width=4.3, height=3.4)
     one = d["one_layer"]

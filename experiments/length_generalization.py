@@ -38,16 +38,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theory import positional, transformer
-from theory.config import require_positive
+from theory.models import positional, transformer
+from theory.harness.config import require_positive
 from theory.errors import SandboxError
-from theory.plotting import CONTROL, MEAS, PRED, figure
-from theory.positional import PEConfig
-from theory.predictions import length as pred
-from theory.results import Check, check_abs, check_at_least, check_at_most, check_true
-from theory.sweep import run_keys, sweep
+from theory.harness.plotting import CONTROL, MEAS, PRED, figure
+from theory.models.positional import PEConfig
+from theory.predictions import length_generalization as pred
+from theory.harness.results import Check, check_abs, check_at_least, check_at_most, check_true
+from theory.engine.sweep import run_keys, sweep
 from theory.tasks import algorithmic
-from theory.train import OptimizerConfig, Trace, make_optimizer, raise_if_diverged, train
+from theory.engine.train import OptimizerConfig, Trace, make_optimizer, raise_if_diverged, train
 
 PRECISION = "float32"
 

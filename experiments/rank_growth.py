@@ -30,14 +30,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theory import linear_networks as ln
-from theory.config import require_positive
+from theory.models import factored as ln
+from theory.harness.config import require_positive
 from theory.errors import SandboxError
-from theory.predictions import rank as pred
-from theory.results import Check, check_abs, check_at_most, check_true
-from theory.sweep import run_keys, sweep
+from theory.predictions import rank_growth as pred
+from theory.harness.results import Check, check_abs, check_at_most, check_true
+from theory.engine.sweep import run_keys, sweep
 from theory.tasks import teachers
-from theory.train import OptimizerConfig, make_optimizer, raise_if_diverged, train
+from theory.engine.train import OptimizerConfig, make_optimizer, raise_if_diverged, train
 
 PRECISION = "float64"
 ALPHA2_MIN = 1e-300   # alpha^2 below this underflows float64 (smallest normal ~2.2e-308)
@@ -607,7 +607,7 @@ def _coord_names(d: int) -> list[str]:
 
 # --- figure ----------------------------------------------------------------------------------
 def plot(result: dict):
-    from theory.plotting import MEAS, PRED, figure
+    from theory.harness.plotting import MEAS, PRED, figure
     d = result["data"]
     fig, axes = figure(2, 3, width=4.2, height=3.3)
 
@@ -679,7 +679,7 @@ def plot(result: dict):
 def _collapse_panel(ax, run, times, plateaus, colors, times_label, plateau_label, title):
     """Loss against rescaled time eta*step/ln(1/alpha) for every alpha, with predicted stage times
     (vertical) and plateau losses (horizontal): the curves collapse as alpha -> 0."""
-    from theory.plotting import PRED
+    from theory.harness.plotting import PRED
     for j, a in enumerate(run["alphas"]):
         L = np.asarray(run["loss"][j])
         steps = np.arange(len(L)) * run["thin"] + 1

@@ -21,14 +21,14 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.stats import spearmanr
 
-from theory import scan_snap_model as sm
-from theory.config import require_positive
+from theory.models import yz_attention as sm
+from theory.harness.config import require_positive
 from theory.errors import SandboxError
 from theory.predictions import scan_snap as pred
-from theory.results import Check, check_abs, check_at_most, check_rel, check_true
-from theory.sweep import run_keys, sweep
+from theory.harness.results import Check, check_abs, check_at_most, check_rel, check_true
+from theory.engine.sweep import run_keys, sweep
 from theory.tasks.next_token import NextTokenTask, classes, sample_counts
-from theory.train import raise_if_diverged, train
+from theory.engine.train import raise_if_diverged, train
 
 PRECISION = "float64"
 
@@ -371,7 +371,7 @@ def _sampled_checks(cfg, seed, seeds, task, cls, z_pop, nr, oY, checks, data, pr
 
 # --- figure --------------------------------------------------------------------------------
 def plot(result: dict):
-    from theory.plotting import CONTROL, MEAS, PRED, figure
+    from theory.harness.plotting import CONTROL, MEAS, PRED, figure
     d = result["data"]
     fig, ax = figure(2, 4, width=4.0, height=3.2)
     ax = ax.ravel()

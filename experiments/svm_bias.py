@@ -26,13 +26,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theory import single_attention as sa
-from theory import train as engine
-from theory.config import require_positive
+from theory.models import single_attention as sa
+from theory.engine import train as engine
+from theory.harness.config import require_positive
 from theory.errors import SandboxError
-from theory.predictions import svm as pred
-from theory.results import check_abs, check_at_least, check_at_most, check_true
-from theory.sweep import run_keys, sweep
+from theory.predictions import svm_bias as pred
+from theory.harness.results import check_abs, check_at_least, check_at_most, check_true
+from theory.engine.sweep import run_keys, sweep
 from theory.tasks.token_selection import Instance, sample_instance, validate_sizes
 
 PRECISION = "float64"
@@ -573,7 +573,7 @@ def _trajectory_2d(cfg: Config, seed: int) -> dict:
 
 # --- figure -------------------------------------------------------------------------------------
 def plot(result: dict):
-    from theory.plotting import CONTROL, MEAS, PRED, figure
+    from theory.harness.plotting import CONTROL, MEAS, PRED, figure
     data = result["data"]
     fig, ax = figure(2, 3, width=4.2, height=3.3, layout="constrained")
 

@@ -95,7 +95,7 @@ def prove_svm_kkt_exact() -> bool:
     """
     import itertools
 
-    from theory.predictions.svm import solve_frobenius, features
+    from theory.predictions.svm_bias import solve_frobenius, features
 
     X = [[[1, 0], [0, 1], [-1, -1]], [[2, 1], [0, -1], [1, 1]]]
     Z = [[1, 0], [1, 1]]

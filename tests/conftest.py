@@ -2,7 +2,7 @@
 
 The device count must be set before JAX initialises its backend, so it sits above `import jax`.
 x64 is NOT switched on globally: claims and tests that need float64 enter
-`theory.precision.precision("float64")`, which scopes the switch (tested in test_engine.py).
+`theory.engine.precision.precision("float64")`, which scopes the switch (tested in test_engine.py).
 """
 import os
 

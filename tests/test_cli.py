@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from theory import claims, runner
+from theory.harness import registry as claims, runner
 from theory.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -109,8 +109,8 @@ def _fake_module(interrupt: bool = False):
 
     import jax.numpy as jnp
 
-    from theory.plotting import figure
-    from theory.results import check_rel
+    from theory.harness.plotting import figure
+    from theory.harness.results import check_rel
 
     mod = types.ModuleType("fake_claim")
 

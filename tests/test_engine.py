@@ -9,12 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from theory import config as config_lib, train as engine
+from theory.harness import config as config_lib
+from theory.engine import train as engine
 from theory.errors import DivergenceError, SandboxError
-from theory.precision import current, precision
-from theory.results import (check_at_least, check_at_most, check_rel, read_result, verdict,
+from theory.engine.precision import current, precision
+from theory.harness.results import (check_at_least, check_at_most, check_rel, read_result, verdict,
                             write_json_atomic)
-from theory.sweep import grid, run_keys, sweep
+from theory.engine.sweep import grid, run_keys, sweep
 
 
 # --- a tiny regression problem: minimise 1/2 ||A w - b||^2 on fresh noisy batches ----------------

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from proofs import gd_equivalence as proofs
-from theory import models
-from theory.precision import precision
-from theory.predictions import gd as pred
-from theory.runner import run_claim
+from theory.models import lsa as models
+from theory.engine.precision import precision
+from theory.predictions import gd_equivalence as pred
+from theory.harness.runner import run_claim
 from theory.tasks.linear_regression import RegressionTask, sample_batch, sample_prompt, tokens
 
 VO = RegressionTask(d=10)

@@ -16,11 +16,11 @@ from proofs.length_generalization import (prove_even_pairs_multiset_probability,
                                           prove_order_statistic_mean,
                                           prove_order_statistic_variance,
                                           prove_relative_offset_factorisation, prove_rope_relative)
-from theory import positional, transformer
+from theory.models import positional, transformer
 from theory.errors import SandboxError
-from theory.positional import PEConfig
-from theory.predictions import length as pred
-from theory.runner import build_config, run_claim
+from theory.models.positional import PEConfig
+from theory.predictions import length_generalization as pred
+from theory.harness.runner import build_config, run_claim
 from theory.tasks import algorithmic
 
 KEY = jax.random.PRNGKey(0)

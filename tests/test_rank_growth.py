@@ -13,11 +13,11 @@ from experiments import rank_growth as rg
 from proofs.rank_growth import (prove_balanced_mode_ode, prove_conserved_imbalance,
                                 prove_discrete_gd_mode_growth, prove_dormant_scale,
                                 prove_saxe_halfway_time, prove_saxe_logistic_solves_ode)
-from theory import linear_networks as ln
+from theory.models import factored as ln
 from theory.errors import SandboxError
-from theory.precision import precision
-from theory.predictions import rank as pred
-from theory.runner import run_claim
+from theory.engine.precision import precision
+from theory.predictions import rank_growth as pred
+from theory.harness.runner import run_claim
 from theory.tasks import teachers
 
 

@@ -14,12 +14,12 @@ from claim_asserts import assert_checks_pass
 from experiments import scan_snap as exp
 from proofs.scan_snap import (prove_continuous_decoder_solves_ode, prove_decoder_gap_recursion,
                               prove_eq129_constant, prove_ordering_invariant, prove_snap_point)
-from theory import scan_snap_model as sm
+from theory.models import yz_attention as sm
 from theory.errors import SandboxError
-from theory.precision import precision
+from theory.engine.precision import precision
 from theory.predictions import scan_snap as pred
-from theory.runner import run_claim
-from theory.sweep import run_keys, sweep
+from theory.harness.runner import run_claim
+from theory.engine.sweep import run_keys, sweep
 from theory.tasks.next_token import (NextTokenTask, classes, counts_of, sample_counts,
                                      sample_sequence)
 

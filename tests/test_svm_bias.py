@@ -10,11 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from theory import single_attention as sa
+from theory.models import single_attention as sa
 from theory.errors import SandboxError
-from theory.precision import precision
-from theory.predictions import svm
-from theory.runner import build_config, run_claim
+from theory.engine.precision import precision
+from theory.predictions import svm_bias as svm
+from theory.harness.runner import build_config, run_claim
 from theory.tasks.token_selection import (Instance, optimal_tokens, sample_instance,
                                           token_scores)
 

@@ -22,9 +22,10 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
-from theory import models, train as engine  # noqa: E402
-from theory.predictions.gd import lsa_predict  # noqa: E402
-from theory.sweep import run_keys, sweep  # noqa: E402
+from theory.models import lsa as models  # noqa: E402
+from theory.engine import train as engine  # noqa: E402
+from theory.predictions.gd_equivalence import lsa_predict  # noqa: E402
+from theory.engine.sweep import run_keys, sweep  # noqa: E402
 from theory.tasks.linear_regression import RegressionTask, sample_batch  # noqa: E402
 
 TASK = RegressionTask(d=10)

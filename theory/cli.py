@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _print_checks(result: dict) -> None:
-    from theory.runner import _fmt
+    from theory.harness.runner import _fmt
     rows = [("check", "predicted", "measured", "error", "tol", "pass")]
     for c in result["checks"]:
         rows.append((c["name"], _fmt(c["predicted"]), _fmt(c["measured"]), _fmt(c["error"]),
@@ -85,7 +85,7 @@ def _dispatch(args) -> int:
         from theory import bench
         bench.main(quick=args.quick)
         return 0
-    from theory import claims, runner
+    from theory.harness import registry as claims, runner
     if args.cmd == "list":
         for spec in claims.CLAIMS.values():
             print(f"{spec.name}\n    {spec.statement}\n    paper: {spec.paper}")

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from theory.linear_networks import AttentionHead, attention_head_forward, diag_attention_from_products
+from theory.models.factored import AttentionHead, attention_head_forward, diag_attention_from_products
 
 
 def random_orthogonal(key: jax.Array, n: int) -> jax.Array:

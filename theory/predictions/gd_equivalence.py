@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
 
-from theory.models import LSAParams, lsa_predict as _lsa_predict_one
+from theory.models.lsa import LSAParams, lsa_predict as _lsa_predict_one
 from theory.tasks.linear_regression import RegressionTask, sample_batch, tokens
 
 
@@ -163,7 +163,7 @@ def reference_steps(task: RegressionTask, n_ctx: int, K: int, kind: str, shared:
 
     kind: "gd" (gamma = 0) or "gdpp"; shared: one (eta, gamma) for every step (the recurrent,
     weight-tied model) or one per step. Returns (etas, gammas, training-sample loss). Call under
-    float64 (theory.precision). Evaluate the returned steps on a separate sample.
+    float64 (theory.engine.precision). Evaluate the returned steps on a separate sample.
     """
     if kind not in ("gd", "gdpp"):
         raise ValueError(kind)

@@ -7,7 +7,7 @@ Every encoding is a function of integer POSITIONS p (T,), so the randomized vari
     randomized      p = sorted uniform n-subset of {0, ..., L-1}   (L = `max_len`, default 2048)
 
 and everything else (tables, rotations, biases) is shared. The three ways an encoding enters a
-transformer (the hook `theory.transformer` calls):
+transformer (the hook `theory.models.transformer` calls):
 
     additive embedding   x_i <- x_i + PE(p_i)                    none | sin_cos | learned
     rotation of q, k     q_i <- R(p_i) q_i,  k_j <- R(p_j) k_j    rope      (score depends on p_i - p_j)

@@ -26,9 +26,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from theory import positional
+from theory.models import positional
 from theory.errors import SandboxError
-from theory.positional import PEConfig
+from theory.models.positional import PEConfig
 
 
 @dataclasses.dataclass(frozen=True)

@@ -228,7 +228,7 @@ def regularization_path(inst, starts, cfg: PathConfig):
     import jax
     import jax.numpy as jnp
 
-    from theory import single_attention as sa
+    from theory.models import single_attention as sa
 
     vg = jax.value_and_grad(lambda W: sa.loss(sa.WParams(W), inst))
     k = jnp.arange(cfg.steps, dtype=jnp.result_type(float))

@@ -1,10 +1,11 @@
 """The claim registry: name -> what the claim says, which paper, which experiment module.
 
-Each experiment module `experiments/<name>.py` provides
+Each experiment module `experiments/<name>.py` (or package `experiments/<name>/`) provides
     PRECISION: "float32" | "float64"
     Config: frozen dataclass with classmethods quick() and full(), and validate() (raises SandboxError)
-    measure(cfg, seed, seeds, progress) -> (checks: list[Check], data: dict)   # trains, predicts, compares
-    plot(result: dict) -> matplotlib Figure                                   # from the result file alone
+    PARTS: sequence of theory.harness.parts.Part (predict / measure / judge; see that module)
+    plot(result: dict) -> matplotlib Figure             # from the result file alone
+    report_markdown(result: dict) -> str                # optional: extra tables for REPORT.md
 """
 from __future__ import annotations
 

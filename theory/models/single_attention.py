@@ -104,7 +104,7 @@ def min_gap(W: jax.Array, inst: Instance) -> jax.Array:
 
 
 def make_grad_fn(inst: Instance, readout: str = "pairwise", gap_stop: float = jnp.inf):
-    """`grad_fn(params, batch) -> (loss, grads)` for `theory.train.train` on a fixed instance.
+    """`grad_fn(params, batch) -> (loss, grads)` for `theory.engine.train.train` on a fixed instance.
 
     Once the smallest logit gap exceeds `gap_stop` the gradient is set to zero, which freezes the
     run under normalized GD (exp(-gap) approaches the float64 underflow ~1e-308 near gap 700).

@@ -79,3 +79,14 @@ def require_positive(cfg: Any, *names: str) -> None:
 def describe(cfg: Any) -> dict:
     """The config as a plain dict for the result file."""
     return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type, values: dict) -> Any:
+    """Rebuild a config from a result file's `config` (JSON lists back to tuples)."""
+    types_ = _field_types(cls)
+    unknown = set(values) - set(types_)
+    if unknown:
+        raise SandboxError(f"{cls.__name__} has no fields {sorted(unknown)}")
+    fixed = {k: tuple(v) if isinstance(v, list) and typing.get_origin(types_[k]) is tuple else v
+             for k, v in values.items()}
+    return cls(**fixed)

@@ -11,7 +11,7 @@ incremental (Saxe et al. 2014; Boix-Adsera et al. 2023):
                  F(X) = softmax_rows(X diag(a) X^T) X diag(b).
 * `AttentionHead` the same head with full matrices W_K, W_Q, W_V, W_O (d, m).
 
-Attention follows the sandbox convention of `theory.models`: tokens are the rows of X (T, d), the
+Attention follows the sandbox convention of `theory.models` (its __init__) tokens are the rows of X (T, d), the
 score of query token i on key token j is s_ij = x_j^T W_KQ x_i with W_KQ = W_K W_Q^T, so the score
 matrix is S = X W_KQ^T X^T = X W_Q W_K^T X^T (softmax over keys j, i.e. along rows). The value
 written into token i is sum_j A_ij W_PV x_j with W_PV = W_O W_V^T, i.e. rows F = A X W_V W_O^T.

@@ -1,20 +1,22 @@
 """Run a claim end to end and write its result file and figure atomically; build the claims table."""
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
 
-from theory import claims, config as config_lib
+from theory.harness import registry as claims, config as config_lib
 from theory.errors import SandboxError
-from theory.precision import precision
-from theory.results import (Check, git_revision, package_versions, read_result, verdict,
-                            write_json_atomic)
+from theory.engine.keys import Keys
+from theory.engine.precision import precision
+from theory.harness.parts import run_parts
+from theory.harness.results import (SCHEMA_VERSION, as_json, git_revision, package_versions,
+                                    read_result, verdict, write_json_atomic)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PRESETS = ("quick", "full")
 
 
@@ -60,40 +62,40 @@ def build_config(name: str, preset: str, overrides: Sequence[str] = ()):
 def run_claim(name: str, preset: str = "quick", *, seed: int = 0, seeds: int | None = None,
               overrides: Sequence[str] = (), out: Path | None = None,
               progress: bool = False) -> dict:
-    """Train, measure, compare; write results/<name>.json and figures/<name>.{png,svg}.
+    """Predict, measure and judge every part of claim `name`; write its result file and figure.
 
-    Nothing is written unless every step succeeds: the figure and JSON are rendered to temporary
-    files and renamed into place at the end.
+    `seeds` (the CLI's --seeds) sets the config's `seeds` field. Nothing is written unless every
+    step succeeds: the figure and JSON are rendered to temporary files and renamed into place.
     """
     if seeds is not None and seeds <= 0:
         raise SandboxError(f"--seeds must be positive, got {seeds}")
-    if seed < 0:
-        raise SandboxError(f"--seed must be non-negative, got {seed}")
+    keys = Keys(seed)                       # validates the seed before any work
     module, cfg = build_config(name, preset, overrides)
+    if seeds is not None:
+        if not hasattr(cfg, "seeds"):
+            raise SandboxError(f"{name} has no seeds field; --seeds does not apply")
+        cfg = dataclasses.replace(cfg, seeds=seeds)
+        cfg.validate()
     json_path, png_path, svg_path = output_paths(name, out, preset)
     ensure_writable([json_path, png_path])
-    n_seeds = seeds if seeds is not None else getattr(cfg, "seeds", 1)
 
     git = git_revision()          # the code that runs is the code at the start (edits may follow)
     start = time.perf_counter()
     with precision(module.PRECISION):
-        checks, data = module.measure(cfg, seed=seed, seeds=n_seeds,
-                                      progress=name if progress else None)
+        checks, data = run_parts(module.PARTS, cfg, keys, progress=name if progress else None)
     wall = time.perf_counter() - start
-    checks = list(checks)
-    if not all(isinstance(c, Check) for c in checks):
-        raise TypeError(f"{name}.measure must return Check objects")
+    spec = claims.get(name)
     result = {
-        "schema": 1, "claim": name, "statement": claims.get(name).statement,
-        "paper": claims.get(name).paper, "preset": preset, "precision": module.PRECISION,
-        "seed": seed, "seeds": n_seeds, "verdict": verdict(checks),
+        "schema": SCHEMA_VERSION, "claim": name, "statement": spec.statement,
+        "paper": spec.paper, "preset": preset, "precision": module.PRECISION,
+        "seed": seed, "seeds": getattr(cfg, "seeds", 1), "verdict": verdict(checks),
         "checks": [c.to_json() for c in checks], "config": config_lib.describe(cfg),
         "overrides": list(overrides), "versions": package_versions(), "git": git,
-        "wall_seconds": round(wall, 2),
+        "wall_seconds": round(wall, 2), "streams": keys.streams(),
         "figure": os.path.relpath(png_path, _root(out)), "data": data,
     }
     # round-trip through JSON so the figure is drawn from exactly what the file will hold
-    result = json.loads(json.dumps(_to_json(result)))
+    result = as_json(result)
     temps = _render(module, result, [png_path, svg_path])
     try:
         write_json_atomic(json_path, result)
@@ -106,13 +108,8 @@ def run_claim(name: str, preset: str = "quick", *, seed: int = 0, seeds: int | N
     return result
 
 
-def _to_json(result: dict) -> dict:
-    from theory.results import _jsonable
-    return _jsonable(result)
-
-
 def _render(module, result: dict, targets: list[Path]) -> list[Path]:
-    from theory.plotting import render_atomic
+    from theory.harness.plotting import render_atomic
     return render_atomic(module.plot(result), targets)
 
 

@@ -13,7 +13,7 @@
   after the run, naming run, step and hyperparameters.
 * Optional progress lines on stderr (one host callback per log point, printed for run 0 only).
 * Everything is traceable in the value hyperparameters (`lr` may be a traced scalar), so seeds and
-  learning rates go through `jax.vmap` (see `theory.sweep`).
+  learning rates go through `jax.vmap` (see `theory.engine.sweep`).
 """
 from __future__ import annotations
 

@@ -1,0 +1,75 @@
+"""The claim contract: a claim is a sequence of parts, each a prediction, a measurement and a judge.
+
+    predict(cfg)                   -> P   theory from the config alone: no training, no data draws
+    measure(cfg, keys, progress)   -> M   training and evaluation only: no tolerances, no verdicts
+    judge(cfg, P, M)               -> [Check]   pure: compares, never trains
+
+P and M are plain dicts of JSON values (numbers, strings, lists, nested dicts). Whatever predict
+and measure return (numpy or JAX arrays included) is converted to JSON values before the judge
+sees it, so a judge reads exactly what the result file will hold. The runner stores them in the result as `data[part] = {"predicted": P,
+"measured": M}`, so the figure is drawn from the result file alone and a judge can be fed a
+perturbed measurement in a test without any training (`tests/test_<claim>.py`).
+
+`keys` handed to `measure` is the part's own stream `Keys(seed).sub(part.name)`; a part never
+reads another part's state. `enabled(cfg)` lets a config leave a part out (e.g. an empty grid).
+`precision` runs the part under float64 when the part needs it (the claim's default otherwise).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+from theory.engine.keys import Keys
+from theory.engine.precision import precision as precision_scope
+from theory.harness.results import Check, as_json, in_part
+
+
+def _always(cfg: Any) -> bool:
+    return True
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    name: str
+    predict: Callable[[Any], dict]
+    measure: Callable[[Any, Keys, str | None], dict]
+    judge: Callable[[Any, dict, dict], list[Check]]
+    enabled: Callable[[Any], bool] = _always
+    precision: str | None = None
+
+
+def run_parts(parts: Sequence[Part], cfg: Any, keys: Keys, progress: str | None = None
+              ) -> tuple[list[Check], dict]:
+    """Predict, measure and judge every enabled part in turn; (checks, data) for the result."""
+    checks: list[Check] = []
+    data: dict = {}
+    for part in parts:
+        if not part.enabled(cfg):
+            continue
+        with _maybe_precision(part.precision):
+            P = as_json(part.predict(cfg))
+            M = as_json(part.measure(cfg, keys.sub(part.name), progress and f"{progress}: {part.name}"))
+        checks += in_part(part.judge(cfg, P, M), part.name)
+        data[part.name] = {"predicted": P, "measured": M}
+    names = [c.name for c in checks]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ValueError(f"check names repeat: {duplicated}")
+    return checks, data
+
+
+def judge_part(parts: Sequence[Part], name: str, cfg: Any, data: dict) -> list[Check]:
+    """Re-judge part `name` from a result's `data` (what the judge tests perturb)."""
+    part = next(p for p in parts if p.name == name)
+    return in_part(part.judge(cfg, data[name]["predicted"], data[name]["measured"]), name)
+
+
+class _maybe_precision:
+    def __init__(self, name: str | None):
+        self._cm = precision_scope(name) if name else None
+
+    def __enter__(self):
+        return self._cm.__enter__() if self._cm else None
+
+    def __exit__(self, *exc):
+        return self._cm.__exit__(*exc) if self._cm else False
