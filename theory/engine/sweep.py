@@ -1,6 +1,6 @@
 """Sweeps: many independent runs as one vmapped, device-sharded computation.
 
-    keys = run_keys(seed, n)                         # run i gets fold_in(PRNGKey(seed), i)
+    keys = Keys(seed).sub("lr_sweep").runs(n)        # run i gets fold_in(stream, i) (engine/keys.py)
     out  = sweep(run_fn, keys, lr=lrs)               # leaves (n, ...)
 
 `run_fn(key, **values)` is one run; `values` are value hyperparameters (learning rate, init scale,
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 
 import jax
 import jax.numpy as jnp
@@ -24,12 +24,6 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 PyTree = Any
-
-
-def run_keys(seed: int, n: int, start: int = 0) -> jax.Array:
-    """Keys for runs start..start+n-1: run i gets fold_in(PRNGKey(seed), i), independent of n."""
-    base = jax.random.PRNGKey(seed)
-    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(start, start + n))
 
 
 def grid(**axes) -> dict[str, np.ndarray]:
@@ -44,22 +38,47 @@ def _mesh(n_devices: int | None = None) -> jax.sharding.Mesh:
     return jax.sharding.Mesh(np.asarray(devices), ("runs",))
 
 
-@functools.lru_cache(maxsize=32)   # bounded: partials are new objects per call, don't pin them all
+def _spec(run_fn: Callable) -> Hashable:
+    """A hashable identity of a run function by content: a functools.partial is keyed on its
+    function and its (hashable) bound arguments, so a partial rebuilt with the same arguments in
+    another call hits the same compiled sweep. Unhashable bound arguments give the partial itself
+    (no reuse across calls, still correct)."""
+    if isinstance(run_fn, functools.partial):
+        try:
+            spec = (_spec(run_fn.func), run_fn.args, tuple(sorted(run_fn.keywords.items())))
+            hash(spec)
+            return spec
+        except TypeError:
+            return run_fn
+    return run_fn
+
+
+_COMPILED: dict = {}
+_MAX_CACHED = 64
+
+
 def _compiled(run_fn: Callable, names: tuple[str, ...]) -> Callable:
-    def batched(keys, run_ids, *vals):
-        def one(k, i, *v):
-            return run_fn(k, run_id=i, **dict(zip(names, v)))
-        return jax.vmap(one)(keys, run_ids, *vals)
-    return jax.jit(batched)
+    """The jitted, vmapped sweep of `run_fn`, one per (content of run_fn, value names)."""
+    key = (_spec(run_fn), names)
+    if key not in _COMPILED:
+        if len(_COMPILED) >= _MAX_CACHED:          # bounded: drop the oldest entry
+            _COMPILED.pop(next(iter(_COMPILED)))
+
+        def batched(keys, run_ids, *vals):
+            def one(k, i, *v):
+                return run_fn(k, run_id=i, **dict(zip(names, v)))
+            return jax.vmap(one)(keys, run_ids, *vals)
+        _COMPILED[key] = jax.jit(batched)
+    return _COMPILED[key]
 
 
 def sweep(run_fn: Callable[..., PyTree], keys: jax.Array, *, shard: bool = True,
           n_devices: int | None = None, **values) -> PyTree:
     """vmap `run_fn(key, run_id=i, **values_i)` over runs, sharded over the devices.
 
-    `run_fn` must accept a keyword `run_id` (a traced int, used for progress output) and be
-    hashable (a module-level function or a functools.partial over hashable configs), since the
-    jitted sweep is cached per function.
+    `run_fn` must accept a keyword `run_id` (a traced int, used for progress output). The jitted
+    sweep is cached on the content of `run_fn` (a module-level function, or a functools.partial
+    over hashable configs), so the same sweep built again compiles nothing (tests/test_engine.py).
     """
     n = keys.shape[0]
     vals = {k: jnp.broadcast_to(jnp.asarray(v), (n,) + jnp.shape(v)[1:]) if jnp.ndim(v) else

@@ -1,14 +1,8 @@
 """Attention models as pure single-example functions over named parameters.
 
-THE CONVENTION (one orientation, used everywhere in the sandbox)
-----------------------------------------------------------------
-* Tokens are the ROWS of Z, shape (T, D). Weight matrices act on a token as a COLUMN vector z.
-* Attention score of query token i on key token j:   s_ij = z_j^T W_KQ z_i
-  (for a whole sequence: scores = Z W_KQ^T C^T; in factored form W_KQ = W_K W_Q^T, so
-  s_ij = (W_Q^T z_i) . (W_K^T z_j)).
-* Value written into token i:   dz_i = sum_j a_ij W_PV z_j     (rows: dZ = A C W_PV^T).
-* Keys and values come from the N context tokens C = Z[:N] only; the query token(s) after them
-  receive updates but are never attended to (the papers' query mask).
+Convention: `theory.models` (tokens are rows; s_ij = z_j^T W_KQ z_i; dz_i = sum_j a_ij W_PV z_j).
+Keys and values come from the N context tokens C = Z[:N] only; the query token(s) after them
+receive updates but are never attended to (the papers' query mask).
 
 Linear self-attention (LSA), von Oswald et al. 2023 / Zhang, Frei & Bartlett 2024:
     Z <- Z + (1/n) (Z W_KQ^T C^T) C W_PV^T,     n = number of context tokens (or a fixed n_norm)
