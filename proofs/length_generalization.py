@@ -1,4 +1,5 @@
-"""Symbolic proofs behind `length_generalization` (theory/predictions/length.py, theory/positional.py).
+"""Symbolic proofs behind `length_generalization` (theory/predictions/length_generalization.py,
+theory/models/positional.py).
 
 Each prove_*() asserts an identity with sympy and returns True; pytest runs them.
 """
@@ -56,7 +57,7 @@ def prove_even_pairs_multiset_probability() -> bool:
 
     Fix (x_1, x_n) = (1, 0) or (0, 1): the middle n-2 symbols hold k-1 ones, C(n-2, k-1) ways each,
     out of C(n, k) strings. This is all a permutation-invariant (non-causal NoPE) model can know about
-    the even_pairs label, hence the Bayes bound in predictions/length.py.
+    the even_pairs label, hence the Bayes bound in theory/predictions/length_generalization.py.
     """
     p = sp.combsimp(2 * sp.binomial(n - 2, k - 1) / sp.binomial(n, k))
     assert sp.simplify(p - 2 * k * (n - k) / (n * (n - 1))) == 0

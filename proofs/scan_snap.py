@@ -52,7 +52,7 @@ def prove_snap_point() -> None:
     s = sp.Symbol("s", positive=True)
     s_star = sp.solve(sp.Eq(sp.exp(x) + (M - 1) * x, M * eta * s + 1), s)[0]
     assert sp.simplify(K * s_star * eta - K * (sp.exp(x) + (M - 1) * x - 1) / M) == 0
-    # numeric anchor: M = 33, K = 2 gives 19.697 (research notes A.6: 19.7)
+    # numeric anchor: M = 33, K = 2 (the default task, theory/tasks/next_token.py) gives 19.697
     x33 = sp.nsolve(sp.exp(x) - 32 * x, x, 5)
     t0 = (2 * (sp.exp(x33) + 32 * x33 - 1) / 33)
     assert abs(float(t0) - 19.697) < 1e-3

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from theory.harness import registry as claims, runner
 from theory.cli import main
+from theory.harness import registry as claims, report, runner
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,29 +77,13 @@ def test_console_script_entry_point_exit_code(tmp_path):
     assert proc.returncode == 2 and "unknown claim 'nope'" in proc.stderr
 
 
-def test_readme_table_matches_committed_results():
-    """The README's claims tables are generated from results/ (and results/full/) and must not be stale."""
-    assert runner.readme_table() == runner.report(), \
-        "README claims table is stale: run `sandbox report --readme`"
-    if runner.available(preset="full"):
-        assert runner.readme_table(preset="full") == runner.report(preset="full"), \
-            "README full-preset table is stale: run `sandbox report --full --readme`"
-
-
-@pytest.mark.parametrize("preset", runner.PRESETS)
-def test_committed_results_follow_the_contract(preset):
-    names = claims.names() if preset == "quick" else runner.available(preset=preset)
-    for name in names:
-        json_path, png_path, _ = runner.output_paths(name, preset=preset)
-        r = json.loads(json_path.read_text())
-        assert r["preset"] == preset and (REPO / r["figure"]) == png_path
-        for key in runner.read_result.__globals__["REQUIRED_KEYS"]:
-            assert key in r, (name, key)
-        assert r["claim"] == name and r["verdict"] in ("pass", "fail")
-        assert r["verdict"] == ("pass" if all(c["passed"] for c in r["checks"]) else "fail")
-        for c in r["checks"]:
-            assert set(c) >= {"name", "predicted", "measured", "metric", "error", "tolerance", "passed", "why"}
-        assert png_path.is_file()
+def test_readme_and_report_match_committed_results():
+    """README's summary blocks and REPORT.md are generated from results/ and must not be stale."""
+    text = (REPO / "README.md").read_text()
+    for preset in runner.PRESETS:
+        assert report.readme_block(text, preset) == report.summary(None, preset), \
+            f"README {preset} summary is stale: run `sandbox report`"
+    assert (REPO / "REPORT.md").read_text() == report.full_report(None), "REPORT.md is stale: run `sandbox report`"
 
 
 # --- reproduce / report / plot / interrupt, wired end to end through a tiny fake claim -------------
@@ -109,8 +93,9 @@ def _fake_module(interrupt: bool = False):
 
     import jax.numpy as jnp
 
+    from theory.harness.parts import Part
     from theory.harness.plotting import figure
-    from theory.harness.results import check_rel
+    from theory.harness.results import close
 
     mod = types.ModuleType("fake_claim")
 
@@ -130,18 +115,25 @@ def _fake_module(interrupt: bool = False):
         def validate(self):
             pass
 
-    def measure(cfg, seed, seeds, progress):
+    def predict(cfg):
+        return {"x": cfg.x}
+
+    def measure(cfg, keys, progress):
         if interrupt:
             raise KeyboardInterrupt
-        measured = float(jnp.sqrt(jnp.asarray(cfg.x)) ** 2)
-        return [check_rel("sqrt squared", cfg.x, measured, 1e-6, "float32 rounding")], {"x": [cfg.x]}
+        keys.sub("noise").key
+        return {"x": float(jnp.sqrt(jnp.asarray(cfg.x)) ** 2)}
+
+    def judge(cfg, P, M):
+        return [close("sqrt_squared", "sqrt(x)^2 equals x", "exact", P["x"], M["x"], 1e-6, "float rounding")]
 
     def plot(result):
         fig, ax = figure(1, 1)
-        ax[0, 0].plot(result["data"]["x"])
+        ax[0, 0].plot([result["data"]["square"]["measured"]["x"]])
         return fig
 
-    mod.PRECISION, mod.Config, mod.measure, mod.plot = "float64", Config, measure, plot
+    mod.PRECISION, mod.Config, mod.plot = "float64", Config, plot
+    mod.PARTS = (Part("square", predict, measure, judge),)
     return mod
 
 
@@ -159,37 +151,40 @@ def test_reproduce_report_and_plot(tmp_path, capsys, fake_registry):
     out = capsys.readouterr().out
     r = json.loads((tmp_path / "results" / "full" / "fake.json").read_text())
     assert r["preset"] == "full" and r["config"]["x"] == 3.0 and r["verdict"] == "pass" and r["precision"] == "float64"
-    assert r["figure"] == "figures/full/fake.png"
-    assert "| `fake` |" in out and "reproduced 1 claims" in out
+    assert r["figure"] == "figures/full/fake.png" and r["streams"] == ["square/noise"]
+    assert r["checks"][0]["part"] == "square" and r["data"]["square"]["predicted"] == {"x": 3.0}
+    assert "[`fake`](REPORT.md#fake-full)" in out and "reproduced 1 claims" in out
+    assert "REPORT.md not written" in out             # no quick results under this --out yet
     png = tmp_path / "figures" / "full" / "fake.png"
     png.unlink()
     assert main(["plot", "--full", "--out", str(tmp_path)]) == 0 and png.is_file()
-    assert main(["report", "--full", "--out", str(tmp_path)]) == 0
-    assert "sqrt squared" in capsys.readouterr().out
     # the quick preset has its own files: nothing at quick yet, and a quick run leaves full untouched
     assert main(["report", "--out", str(tmp_path)]) == 2
     assert "no results file" in capsys.readouterr().err
     assert main(["run", "fake", "--out", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "results" / "fake.json").read_text())["config"]["x"] == 2.0
     assert json.loads((tmp_path / "results" / "full" / "fake.json").read_text())["config"]["x"] == 3.0
+    assert main(["report", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "## quick preset" in text and "## full preset" in text and "sqrt(x)^2 equals x" in text
+    assert "![fake](figures/fake.png)" in text and "![fake](figures/full/fake.png)" in text
 
 
 def test_report_markdown_hook_and_readme_blocks(tmp_path, capsys, fake_registry):
-    """A claim module's report_markdown(result) is appended to the report; README blocks per preset."""
+    """A claim module's report_markdown(result) goes into REPORT.md; README blocks per preset."""
     fake_registry()
-    sys.modules["fake_claim"].report_markdown = lambda r: f"| x |\n|---|\n| {r['data']['x'][0]} |"
-    assert main(["run", "fake", "--full", "--out", str(tmp_path)]) == 0
-    table = runner.report(tmp_path, preset="full")
-    assert table.endswith("| x |\n|---|\n| 3.0 |\n") and "**`fake`** (full preset)" in table
+    sys.modules["fake_claim"].report_markdown = lambda r: f"| x |\n|---|\n| {r['data']['square']['measured']['x']} |"
+    assert main(["run", "fake", "--out", str(tmp_path)]) == 0
     readme = tmp_path / "README.md"
-    quick_start, quick_end = runner._markers("quick")
-    full_start, full_end = runner._markers("full")
-    readme.write_text(f"a\n{quick_start}\nold\n{quick_end}\nb\n{full_start}\nold\n{full_end}\nc\n")
-    runner.update_readme(table, readme, preset="full")
-    assert runner.readme_table(readme, preset="full") == table
-    assert runner.readme_table(readme, preset="quick") == "old\n"
-    assert main(["report", "--full", "--out", str(tmp_path / "empty")]) == 2
-    assert "no results files at preset 'full'" in capsys.readouterr().err
+    q0, q1 = report.markers("quick")
+    f0, f1 = report.markers("full")
+    readme.write_text(f"a\n{q0}\nold\n{q1}\nb\n{f0}\nold\n{f1}\nc\n")
+    assert main(["report", "--out", str(tmp_path)]) == 0
+    text = readme.read_text()
+    assert report.readme_block(text, "quick") == report.summary(tmp_path, "quick")
+    assert "No full-preset results yet" in report.readme_block(text, "full")
+    assert text.startswith("a\n") and text.endswith("c\n")
+    assert "| x |\n|---|\n| 2.0" in (tmp_path / "REPORT.md").read_text()
 
 
 def test_interrupt_writes_nothing(tmp_path, capsys, fake_registry):

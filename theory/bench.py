@@ -22,18 +22,20 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
-from theory.models import lsa as models  # noqa: E402
 from theory.engine import train as engine  # noqa: E402
-from theory.predictions.gd_equivalence import lsa_predict  # noqa: E402
-from theory.engine.sweep import run_keys, sweep  # noqa: E402
-from theory.tasks.linear_regression import RegressionTask, sample_batch  # noqa: E402
+from theory.engine.keys import Keys  # noqa: E402
+from theory.engine.sweep import sweep  # noqa: E402
+from theory.models import lsa  # noqa: E402
+from theory.tasks.linear_regression import RegressionTask, sample_batch, tokens  # noqa: E402
 
 TASK = RegressionTask(d=10)
 BATCH = 1024
 
 
 def _loss(params, batch):
-    return 0.5 * jnp.mean((lsa_predict(params, batch, 10) - batch.y_q) ** 2)
+    Z = jax.vmap(tokens)(batch)                                                  # (B, N + 1, d + 1)
+    y_hat = jax.vmap(lambda z: lsa.lsa_predict(params, z, 10))(Z)               # (B,)
+    return 0.5 * jnp.mean((y_hat - batch.y_q) ** 2)
 
 
 def _sample(key):
@@ -41,9 +43,10 @@ def _sample(key):
 
 
 def _run(key, *, lr, run_id=0, steps=200):
-    p0 = models.init_lsa(jax.random.fold_in(key, 0), 1, 11, 0.02)
+    k_init, k_data = jax.random.split(key)
+    p0 = lsa.init_lsa(k_init, 1, 11, 0.02)
     opt = engine.make_optimizer(engine.OptimizerConfig("adam"), lr, steps)
-    return engine.train(key, p0, _loss, _sample, opt, steps=steps, log_every=steps // 4, run_id=run_id)
+    return engine.train(k_data, p0, _loss, _sample, opt, steps=steps, log_every=steps // 4, run_id=run_id)
 
 
 def _timed(fn, repeats: int = 3) -> float:
@@ -66,19 +69,21 @@ def _naive_step(params, state, key, k, steps):
 
 def naive_loop(key, steps: int):
     """The reference: a Python loop over a jitted step, logging float(loss) every step."""
-    params = models.init_lsa(jax.random.fold_in(key, 0), 1, 11, 0.02)
+    k_init, k_data = jax.random.split(key)
+    params = lsa.init_lsa(k_init, 1, 11, 0.02)
     state = engine.make_optimizer(engine.OptimizerConfig("adam"), 1e-2, steps).init(params)
     log = []
     for k in range(steps):
-        params, state, loss = _naive_step(params, state, key, k, steps)
+        params, state, loss = _naive_step(params, state, k_data, k, steps)
         log.append(float(loss))
     return params
 
 
 def step_flops() -> float:
     """FLOPs of one training step, from XLA's cost analysis of the jitted value-and-grad."""
-    p = models.init_lsa(jax.random.PRNGKey(0), 1, 11, 0.02)
-    b = _sample(jax.random.PRNGKey(1))
+    keys = Keys(0).sub("bench", "flops")
+    p = lsa.init_lsa(keys.sub("init").key, 1, 11, 0.02)
+    b = _sample(keys.sub("data").key)
     cost = jax.jit(jax.value_and_grad(_loss)).lower(p, b).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     return float(cost.get("flops", float("nan")))
@@ -87,7 +92,8 @@ def step_flops() -> float:
 def main(quick: bool = False) -> None:
     steps = 100 if quick else 400
     n_seeds = 4 if quick else 8
-    key = jax.random.PRNGKey(0)
+    keys = Keys(0).sub("bench")
+    key = keys.sub("run").key
     rows = []
 
     t_naive = _timed(lambda: naive_loop(key, steps), repeats=1)
@@ -97,19 +103,19 @@ def main(quick: bool = False) -> None:
                  f"{steps / t_naive:,.0f} steps/s", t_naive / t_engine))
 
     run = functools.partial(_run, steps=steps)
-    keys = run_keys(0, n_seeds)
-    t_vmap = _timed(lambda: sweep(run, keys, shard=False, lr=jnp.full((n_seeds,), 1e-2)))
-    t_seq = _timed(lambda: [engine_run(keys[i], lr=1e-2) for i in range(n_seeds)], repeats=1)
+    run_keys = keys.sub("seeds").runs(n_seeds)
+    t_vmap = _timed(lambda: sweep(run, run_keys, shard=False, lr=jnp.full((n_seeds,), 1e-2)))
+    t_seq = _timed(lambda: [engine_run(run_keys[i], lr=1e-2) for i in range(n_seeds)], repeats=1)
     rows.append((f"{n_seeds} vmapped seeds vs {n_seeds} sequential runs", f"{t_vmap:.2f} s", f"{t_seq:.2f} s",
                  t_seq / t_vmap))
 
     n_dev = jax.device_count()
-    t_shard = _timed(lambda: sweep(run, keys, shard=True, lr=jnp.full((n_seeds,), 1e-2)))
+    t_shard = _timed(lambda: sweep(run, run_keys, shard=True, lr=jnp.full((n_seeds,), 1e-2)))
     rows.append((f"sweep sharded over {n_dev} host devices vs 1 device", f"{t_shard:.2f} s", f"{t_vmap:.2f} s",
                  t_vmap / t_shard))
 
     n = 2048
-    a = jax.random.normal(key, (n, n))
+    a = jax.random.normal(keys.sub("matmul").key, (n, n))
     t_mm = _timed(lambda: a @ a)
     peak = 2 * n ** 3 / t_mm
     achieved = step_flops() * steps / t_engine

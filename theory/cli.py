@@ -40,10 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("reproduce", help="run every claim, then write the claims table")
     preset_flags(rp)
 
-    rep = sub.add_parser("report", help="the claims table (Markdown) from the results files")
-    preset_flags(rep)
-    rep.add_argument("--readme", action="store_true",
-                     help="also update the preset's generated table in README.md")
+    rep = sub.add_parser("report", help="write REPORT.md and the README summary blocks from the results files")
+    rep.add_argument("--out", type=Path, default=None,
+                     help="read DIR/results and write DIR/REPORT.md (and DIR/README.md if present)")
 
     pl = sub.add_parser("plot", help="redraw figures from results files without training")
     pl.add_argument("names", nargs="*")
@@ -55,16 +54,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _print_checks(result: dict) -> None:
-    from theory.harness.runner import _fmt
-    rows = [("check", "predicted", "measured", "error", "tol", "pass")]
+    from theory.harness.report import counts, fmt, theory_column
+    rows = [("check", "kind", "theory", "measured", "slack", "pass")]
     for c in result["checks"]:
-        rows.append((c["name"], _fmt(c["predicted"]), _fmt(c["measured"]), _fmt(c["error"]),
-                     _fmt(c["tolerance"]), "PASS" if c["passed"] else "FAIL"))
+        rows.append((c["name"], c["kind"], theory_column(c), fmt(c["measured"]), fmt(c["slack"]),
+                     "PASS" if c["passed"] else "FAIL"))
     widths = [min(max(len(r[i]) for r in rows), 60) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(x[:60].ljust(w) for x, w in zip(r, widths)))
-    print(f"{result['claim']}: {result['verdict'].upper()} ({result['preset']}, "
-          f"{result['wall_seconds']:.1f} s)")
+    ep, et, sp, st = counts(result)
+    print(f"{result['claim']}: {result['verdict'].upper()} (evidence {ep}/{et}, sanity {sp}/{st}; "
+          f"{result['preset']}, {result['wall_seconds']:.1f} s)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +85,7 @@ def _dispatch(args) -> int:
         from theory import bench
         bench.main(quick=args.quick)
         return 0
-    from theory.harness import registry as claims, runner
+    from theory.harness import registry as claims, report, runner
     if args.cmd == "list":
         for spec in claims.CLAIMS.values():
             print(f"{spec.name}\n    {spec.statement}\n    paper: {spec.paper}")
@@ -103,18 +103,19 @@ def _dispatch(args) -> int:
             _print_checks(result)
             if result["verdict"] != "pass":
                 failed.append(name)
-        table = runner.report(args.out, preset=args.preset)
-        if args.out is None:
-            runner.update_readme(table, preset=args.preset)
-        print(table)
+        try:
+            for path in report.write(args.out):
+                print(f"wrote {path}")
+        except SandboxError as e:          # e.g. --full into a fresh --out: no quick results there
+            print(f"REPORT.md not written: {e}")
+        print(report.summary(args.out, args.preset))
         print(f"reproduced {len(claims.names())} claims in {time.perf_counter() - start:.0f} s; "
               f"failed: {', '.join(failed) or 'none'}")
         return 1 if failed else 0
     if args.cmd == "report":
-        table = runner.report(args.out, preset=args.preset)
-        if args.readme:
-            runner.update_readme(table, preset=args.preset)
-        print(table)
+        for path in report.write(args.out):
+            print(f"wrote {path}")
+        print(report.summary(args.out, "quick"))
         return 0
     if args.cmd == "plot":
         names = args.names or (claims.names() if args.preset == "quick"

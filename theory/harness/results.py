@@ -230,9 +230,16 @@ def read_result(path: Path) -> dict:
     if not path.is_file():
         raise SandboxError(f"no results file at {path}: run `sandbox run <claim>` first")
     try:
-        payload = json.loads(path.read_text())
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise SandboxError(f"results file {path} is not UTF-8 text") from None
     except json.JSONDecodeError as e:
         raise SandboxError(f"results file {path} is not valid JSON ({e})") from None
+    if not isinstance(payload, dict):
+        raise SandboxError(f"results file {path} does not hold a JSON object")
+    if payload.get("schema") != SCHEMA_VERSION:
+        raise SandboxError(f"results file {path} has schema {payload.get('schema')!r}, this sandbox reads "
+                           f"{SCHEMA_VERSION}: run the claim again")
     missing = [k for k in REQUIRED_KEYS if k not in payload]
     if missing:
         raise SandboxError(f"results file {path} lacks keys {missing}")

@@ -6,8 +6,9 @@ Every encoding is a function of integer POSITIONS p (T,), so the randomized vari
     deterministic   p = (0, 1, ..., T-1)
     randomized      p = sorted uniform n-subset of {0, ..., L-1}   (L = `max_len`, default 2048)
 
-and everything else (tables, rotations, biases) is shared. The three ways an encoding enters a
-transformer (the hook `theory.models.transformer` calls):
+and everything else (tables, rotations, biases) is shared. `positions(pe, key, n, T)` is the one
+place position ids are made (per sequence or shared by a batch); other generators belong beside
+it. The three ways an encoding enters a transformer (the hook `theory.models.transformer` calls):
 
     additive embedding   x_i <- x_i + PE(p_i)                    none | sin_cos | learned
     rotation of q, k     q_i <- R(p_i) q_i,  k_j <- R(p_j) k_j    rope      (score depends on p_i - p_j)
@@ -19,8 +20,8 @@ Transformer-XL relative (Dai et al. 2019), per head:
         s_ij = q_i.k_j + (q_i + v).W_R r(p_i - p_j) + u.k_j,   r = the sin/cos vector of the offset.
     r(p_i - p_j) is never materialised as a (T, T, D) tensor: by sin(a-b) = sin a cos b - cos a sin b
     and cos(a-b) = cos a cos b + sin a sin b the term is a (T, D) x (T, D) product (exact identity,
-    proofs/length_generalization.py). Offsets of both signs are covered, so the randomized variant
-    cannot index past its table (the public code's bug, research notes B.6-1, does not arise here).
+    proofs/length_generalization.py). Offsets of both signs are computed from the positions
+    themselves, with no offset table, so randomized positions up to L never index past a table.
 RoPE (Su et al. 2021): pairs (2k, 2k+1) of q and k rotated by angle p w_k, w_k = max_time^{-2k/d_head}.
 ALiBi (Press et al. 2022): b_ij = -m_h |p_i - p_j|, m_h = 2^{-8h/H}; for a non-causal encoder the
     left side gets +m_h/2 so that left and right neighbours differ (the paper's non-causal variant).
@@ -31,6 +32,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from theory.errors import SandboxError
 
@@ -77,11 +79,38 @@ def sample_positions(key: jax.Array, n: jax.Array | int, T: int, L: int) -> jax.
     return jnp.sort(idx).astype(jnp.int32)                        # (T,)
 
 
-def positions(pe: PEConfig, key: jax.Array, n: jax.Array | int, T: int) -> jax.Array:
-    """Positions of one sequence of n real tokens padded to T: 0..T-1, or randomized."""
-    if not pe.randomized:
-        return jnp.arange(T, dtype=jnp.int32)                     # (T,)
-    return sample_positions(key, n, T, pe.max_len)
+def positions(pe: PEConfig, key: jax.Array, n: jax.Array | int, T: int, batch: int | None = None,
+              randomized: jax.Array | bool | None = None) -> jax.Array:
+    """Position ids of sequences of n real tokens padded to T: THE randomized-position dispatch.
+
+        deterministic   p = (0, 1, ..., T-1)
+        randomized      p = sample_positions(key, n, T, pe.max_len): a sorted uniform n-subset of
+                        {0..L-1}, then L, L+1, ... in the padding slots
+
+    batch None: one sequence, (T,). batch B: (B, T); randomized positions are drawn per sequence
+    (pe.per = "sequence": sequence b uses split(key, B)[b] and its own n[b]) or once for the whole
+    batch (pe.per = "batch": one subset for length n[0], shared by every row).
+    `randomized` (default pe.randomized) may be a traced bool, so that a deterministic and a
+    randomized variant of one encoding run in one compiled sweep; both are then computed and one
+    is selected per run.
+    """
+    randomized = pe.randomized if randomized is None else randomized
+    static = isinstance(randomized, (bool, np.bool_))
+    det = jnp.arange(T, dtype=jnp.int32)                          # (T,)
+    if batch is not None:
+        det = jnp.broadcast_to(det[None, :], (batch, T))          # (B, T)
+    if static and not randomized:
+        return det
+    if batch is None:
+        rnd = sample_positions(key, n, T, pe.max_len)             # (T,)
+    elif pe.per == "batch":
+        n0 = jnp.reshape(jnp.asarray(n, jnp.int32), (-1,))[0]     # () the step's one length
+        rnd = jnp.broadcast_to(sample_positions(key, n0, T, pe.max_len)[None, :], (batch, T))
+    else:
+        n_b = jnp.broadcast_to(jnp.asarray(n, jnp.int32), (batch,))   # (B,)
+        rnd = jax.vmap(lambda k, m: sample_positions(k, m, T, pe.max_len))(
+            jax.random.split(key, batch), n_b)                    # (B, T)
+    return rnd if static else jnp.where(randomized, rnd, det)
 
 
 # --- additive embeddings ------------------------------------------------------------------------

@@ -11,8 +11,10 @@ Single-example forward pass over token ids (T,), positions (T,) and a padding ma
         x <- x + W_out^T relu(W_in^T LN(x) + b_in) + b_out         (if d_ff > 0)
     logits = LN(x) W_U + b_U                                       (T, C)
 
-Convention (theory/models.py): tokens are rows; Q = X W_Q means q_i = W_Q^T x_i, so
-s_ij = x_j^T W_K W_Q^T x_i = x_j^T W_KQ x_i per head. Batch with jax.vmap.
+Convention (theory/models/__init__.py): tokens are rows; Q = X W_Q means q_i = W_Q^T x_i, so
+s_ij = x_j^T W_K W_Q^T x_i = x_j^T W_KQ x_i per head. The output weight is stored row-wise,
+W_O[h] (d, D) with out_i = sum_j a_ij v_j W_O[h], so the OV circuit of head h is
+W_PV = W_O[h]^T W_V[h]^T (the convention's W_O is the stored W_O[h]^T). Batch with jax.vmap.
 
 `causal` may be a traced boolean, so an encoder and a decoder can share one compiled sweep.
 `pe_gain` (default 1) scales the additive embedding; 0 turns sin/cos into "none" exactly.
@@ -26,8 +28,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from theory.models import positional
 from theory.errors import SandboxError
+from theory.models import positional
 from theory.models.positional import PEConfig
 
 

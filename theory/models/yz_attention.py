@@ -15,6 +15,11 @@ Because there are no positions, u depends on the sequence only through the count
     u_l = N_l e^{z_ml} / sum_l' N_l' e^{z_ml'}
 and the population (T -> infinity) model replaces N_l / T by P(l|n):  u -> c_n,
     c_{n,l} = P(l|n) e^{z_ml} / sum_l' P(l'|n) e^{z_ml'},   f_n = c_n / ||c_n||.
+
+In the repository's convention (theory/models/__init__.py: s_ij = z_j^T W_KQ z_i, output W_PV u)
+with one-hot tokens, Z[m, l] = e_l^T W_KQ e_m, i.e. Z = W_KQ^T, and Y = W_PV^T (the decoder acts
+on the l2-normalised u). Models take arrays: the class table of `theory.tasks.next_token` is passed
+as its fields (P, query, label), a batch as (counts, query, label).
 """
 from __future__ import annotations
 
@@ -23,8 +28,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-
-from theory.tasks.next_token import Classes, Counts
 
 
 class Params(NamedTuple):
@@ -82,25 +85,24 @@ def cross_entropy(logits: jax.Array, label: jax.Array) -> jax.Array:
     return -jax.nn.log_softmax(logits)[label]
 
 
-def population_attention(params: Params, cls: Classes) -> jax.Array:
-    """c_n for every class, (K, M)."""
-    return jax.vmap(lambda P, q: attention_weights(params.Z[q], P))(cls.P, cls.query)
+def population_loss(params: Params, P: jax.Array, query: jax.Array, label: jax.Array) -> jax.Array:
+    """T -> infinity loss: mean over the K (uniform) classes of the cross-entropy of f_n.
 
-
-def population_loss(params: Params, cls: Classes) -> jax.Array:
-    """T -> infinity loss: mean over the (uniform) classes of the cross-entropy of f_n."""
-    def one(P, q, n):
-        logits, _ = forward_counts(params, P, q)
+    P (K, M) rows P(.|n), query (K,) m = psi(n), label (K,) the next token n of each class."""
+    def one(p, q, n):
+        logits, _ = forward_counts(params, p, q)
         return cross_entropy(logits, n)
-    return jnp.mean(jax.vmap(one)(cls.P, cls.query, cls.next))
+    return jnp.mean(jax.vmap(one)(P, query, label))
 
 
-def sampled_loss(params: Params, batch: Counts) -> jax.Array:
-    """Mean cross-entropy over a batch of sampled sequences (given by their counts)."""
-    def one(counts, q, n):
-        logits, _ = forward_counts(params, counts, q)
+def sampled_loss(params: Params, counts: jax.Array, query: jax.Array, label: jax.Array) -> jax.Array:
+    """Mean cross-entropy over a batch of B sampled sequences given by their token counts.
+
+    counts (B, M), query (B,), label (B,) the next token of each sequence."""
+    def one(c, q, n):
+        logits, _ = forward_counts(params, c, q)
         return cross_entropy(logits, n)
-    return jnp.mean(jax.vmap(one)(batch.counts, batch.query, batch.next))
+    return jnp.mean(jax.vmap(one)(counts, query, label))
 
 
 def group_sgd(eta_Y, eta_Z, momentum: float = 0.0) -> optax.GradientTransformation:
@@ -119,14 +121,15 @@ def group_sgd(eta_Y, eta_Z, momentum: float = 0.0) -> optax.GradientTransformati
     return optax.chain(optax.trace(decay=momentum), scale) if momentum > 0 else scale
 
 
-def distinct_entropy(Z: jax.Array, cls: Classes) -> jax.Array:
+def distinct_entropy(Z: jax.Array, P: jax.Array, query: jax.Array, distinct: jax.Array) -> jax.Array:
     """Entropy (nats) of c_n restricted to class n's distinct tokens, renormalised; (K,).
 
+    P (K, M) rows P(.|n), query (K,), distinct (K, M) bool masks of each class's distinct tokens.
     At Z = 0 with weights linspace(0.1, 1, 10) this is 2.1513 (the paper's Fig. 6 starting value);
     uniform attention over 10 tokens gives ln 10 = 2.3026.
     """
-    def one(P, q, mask):
-        w = jnp.where(mask, P, 0.0)
+    def one(p, q, mask):
+        w = jnp.where(mask, p, 0.0)                         # (M,)
         c = attention_weights(Z[q], w)                      # (M,) zero off the distinct tokens
         return -jnp.sum(jnp.where(mask, c * jnp.log(jnp.where(mask, c, 1.0)), 0.0))
-    return jax.vmap(one)(cls.P, cls.query, cls.distinct)
+    return jax.vmap(one)(P, query, distinct)

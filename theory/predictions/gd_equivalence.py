@@ -1,8 +1,10 @@
 """Predictions for in-context linear regression by linear self-attention (no training here).
 
-Papers: von Oswald et al., ICML 2023 (vO: one LSA layer = one GD step, deeper = GD++);
-Zhang, Frei & Bartlett, JMLR 2024 (ZFB: the trained layer is preconditioned GD with Gamma^{-1});
-Ahn, Cheng, Daneshmand & Sra, NeurIPS 2023 (the same optimum for one layer).
+Papers: von Oswald et al., ICML 2023 (vO: one LSA layer = one GD step, Proposition 1; deeper
+stacks = GD++); Zhang, Frei & Bartlett, JMLR 2024 (ZFB: the trained layer's global minimum is
+preconditioned GD with Gamma^{-1}); Ahn, Cheng, Daneshmand & Sra, NeurIPS 2023 (the same
+one-layer optimum). The algebra behind every closed form is checked symbolically in
+proofs/gd_equivalence.py.
 
 Conventions: w ~ N(0, I_d); tokens (x, y); inner loss L(W) = (1/2N) sum_i (W x_i - y_i)^2 with W0 = 0;
 "eta" multiplies the MEAN gradient; the outer loss is 1/2 E (y_hat - y_q)^2 unless a docstring says MSE.
@@ -13,6 +15,15 @@ Constructions (exact; tested in float64):
   and the query's slot -W_k x_q follow K steps of GD on L; prediction -(query y-slot) = W_K x_q.
 * construct_gdpp(etas, gammas): W_PV = [[-gamma_k I, 0], [0, -eta_k]] also moves the inputs,
   x <- (I - gamma_k S) x with S = (1/N) sum_j x_j x_j^T (vO's GD++ curvature correction).
+
+Closed forms (from the config alone):
+* one_step_loss / optimal_one_step: L(eta) and its minimiser (eta*, L*) for isotropic inputs (vO);
+* zfb_gamma / zfb_preconditioner / zfb_risk / zfb_risk_fixed_norm: Gamma, Gamma^{-1}, the test
+  risk R(M) of the trained-at-N optimum on prompts of length M, and the same layer with its
+  normalisation frozen at 1/N (ZFB).
+Monte-Carlo references (float64, random prompts, no transformer is trained):
+* reference_steps: K-step GD / GD++ step sizes fitted by L-BFGS on a fixed sample of prompts.
+Evaluation helper: predict_prompts (the single-example model vmapped over a batch of prompts).
 """
 from __future__ import annotations
 
@@ -23,8 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
 
-from theory.models.lsa import LSAParams, lsa_predict as _lsa_predict_one
-from theory.tasks.linear_regression import RegressionTask, sample_batch, tokens
+from theory.models.lsa import LSAParams, lsa_predict
+from theory.tasks.linear_regression import Prompt, RegressionTask, sample_batch, tokens
 
 
 # --- constructions ------------------------------------------------------------------------
@@ -189,6 +200,10 @@ def reference_steps(task: RegressionTask, n_ctx: int, K: int, kind: str, shared:
     return theta[:K], gammas, float(res.fun)
 
 
-def lsa_predict(params: LSAParams, p, n_ctx: int, depth: int | None = None, n_norm: int | None = None):
-    """Batched LSA predictions on prompts `p` (helper for evaluating constructions and trained models)."""
-    return jax.vmap(lambda q: _lsa_predict_one(params, tokens(q), n_ctx, depth=depth, n_norm=n_norm))(p)
+# --- evaluating LSA weights on a batch of prompts -------------------------------------------------
+def predict_prompts(params: LSAParams, prompts: Prompt, n_ctx: int, depth: int | None = None,
+                    n_norm: int | None = None) -> jax.Array:
+    """LSA predictions y_hat on a batch of prompts, (B,): the model (`theory.models.lsa.lsa_predict`,
+    one token matrix Z of shape (T, D)) vmapped over the prompts' token matrices."""
+    Z = jax.vmap(tokens)(prompts)                                                   # (B, T, D)
+    return jax.vmap(lambda z: lsa_predict(params, z, n_ctx, depth=depth, n_norm=n_norm))(Z)   # (B,)

@@ -41,6 +41,12 @@ def order_stat_var(k, n: int, L: int):
     return k * (n - k + 1) * (L + 1) * (L - n) / ((n + 1) ** 2 * (n + 2))
 
 
+def order_stat_moments_closed_form(k: int, n: int, L: int) -> tuple[Fraction, Fraction]:
+    """(E[i_(k)], Var[i_(k)]) from the closed forms above, as exact rationals."""
+    return (Fraction(k * (L + 1), n + 1) - 1,
+            Fraction(k * (n - k + 1) * (L + 1) * (L - n), (n + 1) ** 2 * (n + 2)))
+
+
 def order_stat_moments_exact(k: int, n: int, L: int) -> tuple[Fraction, Fraction]:
     """(mean, variance) of i_(k) by exact summation over the pmf (rationals; small L only)."""
     total = comb(L, n)
@@ -48,11 +54,6 @@ def order_stat_moments_exact(k: int, n: int, L: int) -> tuple[Fraction, Fraction
     mean = sum(p * (j - 1) for j, p in pmf.items())
     var = sum(p * (j - 1 - mean) ** 2 for j, p in pmf.items())
     return mean, var
-
-
-def mean_spacing(n: int, L: int) -> float:
-    """E[i_(k+1) - i_(k)] = (L+1)/(n+1): the gap between neighbours shrinks with n (pitfall B.6-5)."""
-    return (L + 1) / (n + 1)
 
 
 def even_pairs_permutation_bound(n: int, read: str = "encoder") -> float:

@@ -1,0 +1,149 @@
+"""Training and evaluation pieces shared by the `gd_equivalence` parts (pure functions; no state).
+
+Models take token matrices Z (T, D) with T = M + 1 (M context pairs and the query) and D = d + 1
+(`theory.tasks.linear_regression.tokens`); y_hat is minus the query's y-slot after the last layer.
+
+* `train_lsa` / `train_softmax`: one vmapped sweep of training runs (one run per key), Adam with a
+  cosine decay, fresh prompts every step; the run key splits into (k_init, k_data).
+* `squared_errors`: per-prompt (y_hat - y_q)^2 on n held-out prompts of length M, chunked.
+* `sensitivity_cosines`: per prompt, cos(d f / d x_q, d g / d x_q) of two predictors (vO's
+  "model cosine": two linear-in-x_q predictors agree iff their sensitivities align).
+* `learned_preconditioner`: Gamma_eff = -W_PV[y, y] W_KQ[x, x]^T (d, d). With the query's y-slot
+  0, one layer predicts y_hat = -W_PV[y, :] (1/M) sum_j z_j (z_j^T W_KQ z_q); when W_PV[y, x] = 0
+  and W_KQ[y, x] = 0 (both vanish at the GD construction) this is
+  y_hat = x_q^T Gamma_eff (1/M) sum_j y_j x_j, preconditioned GD from W0 = 0 (vO, Proposition 1;
+  ZFB's and Ahn et al.'s one-layer parametrisation). The scale c of W_KQ -> c W_KQ,
+  W_PV -> W_PV / c cancels in Gamma_eff.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments.gd_equivalence.config import EVAL_CHUNK
+from theory.engine import train as engine
+from theory.engine.sweep import sweep
+from theory.models import lsa
+from theory.predictions.gd_equivalence import predict_prompts
+from theory.tasks.linear_regression import RegressionTask, sample_batch, tokens
+
+
+def optimizer(lr, steps: int):
+    """Adam (b2 = 0.98, vO's choice) with a cosine decay from lr to 0 over `steps`."""
+    return engine.make_optimizer(engine.OptimizerConfig("adam", b2=0.98, schedule="cosine"), lr, steps)
+
+
+def softmax_predict_prompts(params: lsa.SoftmaxParams, prompts, n_ctx: int) -> jax.Array:
+    """Softmax-head predictions on a batch of prompts, (B,)."""
+    Z = jax.vmap(tokens)(prompts)                                                        # (B, T, D)
+    return jax.vmap(lambda z: lsa.softmax_attention_forward(params, z, n_ctx)[0])(Z)     # (B,)
+
+
+def predict_batch(params, prompts, n_ctx: int, depth: int | None = None,
+                  n_norm: int | None = None) -> jax.Array:
+    """y_hat (B,) of LSA weights (any depth, optional frozen normalisation) or a softmax head."""
+    if isinstance(params, lsa.SoftmaxParams):
+        return softmax_predict_prompts(params, prompts, n_ctx)
+    return predict_prompts(params, prompts, n_ctx, depth=depth, n_norm=n_norm)
+
+
+def predictor(params, n_ctx: int, depth: int | None = None) -> Callable[[jax.Array], jax.Array]:
+    """The per-prompt predictor Z (T, D) -> y_hat of LSA weights or a softmax head."""
+    if isinstance(params, lsa.SoftmaxParams):
+        return lambda Z: lsa.softmax_attention_forward(params, Z, n_ctx)[0]
+    return lambda Z: lsa.lsa_predict(params, Z, n_ctx, depth=depth)
+
+
+def _half_mse(params, batch, n_ctx: int, depth: int | None):
+    return 0.5 * jnp.mean((predict_batch(params, batch, n_ctx, depth) - batch.y_q) ** 2)
+
+
+def _run(key, *, lr, run_id, model: str, task: RegressionTask, n_ctx: int, n_layers: int,
+         depth: int | None, steps: int, batch: int, init_scale: float, log_every: int,
+         progress: str | None):
+    """One training run (a pure function of its key; vmapped by `sweep`). model: "lsa" | "softmax"."""
+    k_init, k_data = jax.random.split(key)
+    init = lsa.init_lsa if model == "lsa" else lsa.init_softmax
+    p0 = init(k_init, n_layers, task.d + 1, init_scale)
+    return engine.train(k_data, p0, functools.partial(_half_mse, n_ctx=n_ctx, depth=depth),
+                        lambda k: sample_batch(k, task, n_ctx, batch), optimizer(lr, steps),
+                        steps=steps, log_every=log_every, progress=progress, run_id=run_id)
+
+
+def train(run_keys: jax.Array, name: str, *, lr: float, model: str = "lsa", task: RegressionTask,
+          n_ctx: int, n_layers: int = 1, depth: int | None = None, steps: int, batch: int,
+          init_scale: float, log_every: int, progress: str | None = None):
+    """Train len(run_keys) independent models; return (params, trace) with a leading run axis.
+
+    model "lsa": `n_layers` LSA layers applied `depth` times (depth > n_layers = 1 is the
+    weight-shared model); "softmax": `n_layers` softmax heads in one layer."""
+    run = functools.partial(_run, model=model, task=task, n_ctx=n_ctx, n_layers=n_layers, depth=depth,
+                            steps=steps, batch=batch, init_scale=init_scale, log_every=log_every,
+                            progress=progress)
+    params, trace = sweep(run, run_keys, lr=lr)
+    engine.raise_if_diverged(trace, name, {"lr": lr, "steps": steps})
+    return params, trace
+
+
+def run_of(tree, i: int):
+    """Run i of a pytree with a leading run axis."""
+    return jax.tree_util.tree_map(lambda a: a[i], tree)
+
+
+@functools.partial(jax.jit, static_argnames=("task", "M", "n", "depth", "n_norm"))
+def squared_errors(params, task: RegressionTask, M: int, n: int, key: jax.Array,
+                   depth: int | None = None, n_norm: int | None = None) -> jax.Array:
+    """(y_hat - y_q)^2 on n held-out prompts of length M, (n,); chunk i is drawn from fold_in(key, i)."""
+    def chunk(i):
+        p = sample_batch(jax.random.fold_in(key, i), task, M, EVAL_CHUNK)
+        return (predict_batch(params, p, M, depth, n_norm) - p.y_q) ** 2           # (EVAL_CHUNK,)
+    return jax.lax.map(chunk, jnp.arange(n // EVAL_CHUNK)).reshape(-1)             # (n,)
+
+
+def query_sensitivity(f: Callable[[jax.Array], jax.Array], Z: jax.Array) -> jax.Array:
+    """d f(Z) / d x_q: the gradient at the query token's input slots Z[-1, :d], (d,)."""
+    return jax.grad(f)(Z)[-1, :-1]
+
+
+def sensitivity_cosines(f, g, Zs: jax.Array) -> jax.Array:
+    """Per-prompt cos(d f / d x_q, d g / d x_q) over token matrices Zs (B, T, D), (B,)."""
+    def one(Z):
+        a, b = query_sensitivity(f, Z), query_sensitivity(g, Z)                     # (d,), (d,)
+        return a @ b / (jnp.linalg.norm(a) * jnp.linalg.norm(b))
+    return jax.vmap(one)(Zs)
+
+
+def sensitivity_tokens(key: jax.Array, task: RegressionTask, n_ctx: int, n: int) -> jax.Array:
+    """n held-out token matrices (n, N + 1, d + 1) for sensitivity cosines."""
+    return jax.vmap(tokens)(sample_batch(key, task, n_ctx, n))
+
+
+def mean_cosine(f, g, Zs: jax.Array) -> float:
+    """The mean sensitivity cosine of predictors f and g over Zs."""
+    return float(jnp.mean(sensitivity_cosines(f, g, Zs)))
+
+
+def learned_preconditioner(W_KQ, W_PV) -> np.ndarray:
+    """Gamma_eff = -W_PV[y, y] W_KQ[x, x]^T (d, d) of one LSA layer's (D, D) weights, in float64."""
+    kq, pv = np.asarray(W_KQ, np.float64), np.asarray(W_PV, np.float64)
+    d = kq.shape[0] - 1
+    return -pv[d, d] * kq[:d, :d].T
+
+
+def one_layer_structure(W_KQ, W_PV) -> dict:
+    """What vO's Proposition 1 fixes in one trained layer (D, D weights), as host floats:
+
+        implied_eta  tr(Gamma_eff) / d                       (the GD step size; eta* predicted)
+        kq_offdiag   max |off-diag W_KQ[x, x]| / mean |diag W_KQ[x, x]|     (0 predicted)
+        pv_x_part    ||W_PV[y, x]|| / |W_PV[y, y]|                          (0 predicted)
+    """
+    kq, pv = np.asarray(W_KQ, np.float64), np.asarray(W_PV, np.float64)
+    d = kq.shape[0] - 1
+    kx = kq[:d, :d]                                                           # (d, d)
+    return {"implied_eta": float(np.trace(learned_preconditioner(kq, pv)) / d),
+            "kq_offdiag": float(np.max(np.abs(kx - np.diag(np.diag(kx)))) / np.mean(np.abs(np.diag(kx)))),
+            "pv_x_part": float(np.linalg.norm(pv[d, :d]) / abs(pv[d, d]))}

@@ -1,0 +1,80 @@
+"""The scan_snap config: the data model, the population (T -> infinity) runs and the sampled runs."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from theory.errors import SandboxError
+from theory.harness.config import require_positive
+from theory.tasks.next_token import NextTokenTask
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # data model (Tian et al. 2023 Sec. 3.2; the paper's code `Dataset2`)
+    n_common: int = 10                 # common tokens (present in every class)
+    n_distinct: int = 10               # distinct tokens per class, weights linspace(0.1, 1)
+    next_per_query: int = 2            # K: classes (next tokens) sharing the one query
+    # part snap_time: decoder closed form and snap time (population model)
+    snap_steps: int = 200              # GD steps of the snap runs (t0 <= ~60 steps)
+    snap_eta_Y: tuple[float, ...] = (0.5, 1.0, 2.0)   # decoder rates for the snap time
+    snap_eta_Z: float = 0.05           # attention rate of the snap runs (the decoder check uses 0)
+    # part scan: scan signs, ordering invariant, learning-rate ordering (population model)
+    scan_steps: int = 10000            # GD steps of the scan runs (signs checked at every step)
+    invariant_eta_Y: float = 1.0       # eta_Y of the invariant runs
+    invariant_ratios: tuple[float, ...] = (1.0, 0.1, 0.02, 0.01)   # eta_Z / eta_Y, decreasing
+    invariant_step: int = 3000         # step at which the invariant spread is read
+    order_eta_Z: float = 0.05          # fixed eta_Z of the learning-rate-ordering runs
+    order_eta_Y: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)          # increasing
+    order_step: int = 10000            # "fixed late step" at which z_max is read
+    # parts finite_T and fig6: sampled sequences
+    sampled: bool = True               # run the sampled parts
+    batch: int = 128                   # sequences per SGD step
+    finite_T: tuple[int, ...] = (128, 1024)   # context lengths of the finite-T invariant test
+    finite_T_steps: int = 2000         # SGD steps of the finite-T runs (zero init, no momentum)
+    finite_T_eta_Y: float = 1.0        # rates of the finite-T runs (and of their T -> inf reference)
+    finite_T_eta_Z: float = 0.05
+    finite_T_seeds: int = 2            # seeds per context length
+    fig6_context: int = 127            # Fig. 6: L = 128 tokens = 127 context tokens + the query
+    fig6_steps: int = 100              # Fig. 6: SGD iterations
+    fig6_momentum: float = 0.9         # Fig. 6: PyTorch-style momentum
+    fig6_eta_Z: tuple[float, ...] = (0.5, 1.0)          # the eta_Z <= 1 rows of Fig. 6
+    fig6_ratios: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0)   # eta_Y / eta_Z
+    seeds: int = 10                    # Fig. 6 seeds per cell (the paper uses 10)
+
+    @classmethod
+    def quick(cls) -> "Config":
+        return cls()
+
+    @classmethod
+    def full(cls) -> "Config":
+        return cls(finite_T_seeds=4, seeds=20)
+
+    @property
+    def task(self) -> NextTokenTask:
+        return NextTokenTask(n_queries=1, next_per_query=self.next_per_query,
+                             n_common=self.n_common, n_distinct=self.n_distinct)
+
+    def validate(self) -> None:
+        require_positive(self, "n_distinct", "next_per_query", "snap_steps", "snap_eta_Y",
+                         "snap_eta_Z", "scan_steps", "invariant_eta_Y", "invariant_ratios",
+                         "invariant_step", "order_eta_Z", "order_eta_Y", "order_step", "batch",
+                         "finite_T", "finite_T_steps", "finite_T_eta_Y", "finite_T_eta_Z",
+                         "finite_T_seeds", "fig6_context", "fig6_steps", "fig6_eta_Z",
+                         "fig6_ratios", "seeds")
+        if self.n_common <= 0:
+            raise SandboxError(f"n_common must be positive (the scan check needs a common token), "
+                               f"got {self.n_common}")
+        if self.next_per_query < 2:
+            raise SandboxError(f"next_per_query must be >= 2 (|psi^-1(m)| >= 2), got {self.next_per_query}")
+        if self.n_distinct < 2:
+            raise SandboxError(f"n_distinct must be >= 2 to test an ordering, got {self.n_distinct}")
+        if not 0 <= self.fig6_momentum < 1:
+            raise SandboxError(f"fig6_momentum must be in [0, 1), got {self.fig6_momentum}")
+        if max(self.invariant_step, self.order_step) > self.scan_steps:
+            raise SandboxError(f"invariant_step and order_step must be <= scan_steps ({self.scan_steps})")
+        if len(self.invariant_ratios) < 2 or len(self.order_eta_Y) < 2:
+            raise SandboxError("invariant_ratios and order_eta_Y need at least two values")
+        if self.task.M - 1 <= np.e:
+            raise SandboxError(f"vocabulary too small (M = {self.task.M})")

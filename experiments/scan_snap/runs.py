@@ -1,0 +1,88 @@
+"""The runs of scan_snap and the host-side measurements every part shares.
+
+Two run types, both on the Y/Z model of `theory.models.yz_attention`:
+
+* population (T -> infinity): full-batch GD on the population loss from Y = Z = 0 with rates
+  eta_Y, eta_Z; one GD step on the mean over the K classes moves each class by eta/K, one theory
+  step (theory/predictions/scan_snap.py). Deterministic: the run key is drawn but never used.
+* sampled: SGD on batches of sequences of T i.i.d. context tokens (seen through their counts),
+  zero or PyTorch-uniform init, optional PyTorch-style momentum.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import numpy as np
+
+from theory.engine.train import train
+from theory.metrics import first_crossing, relative_spread
+from theory.models import yz_attention as yz
+from theory.tasks.next_token import NextTokenTask, classes, sample_counts
+
+
+def population_run(key, *, task: NextTokenTask, steps: int, eta_Y, eta_Z, P, progress=None, run_id=0):
+    """Full-batch GD on the population loss from zero; logs z_m. of every class after every step.
+
+    P (K, M) is the class table's P(.|n) (swept: orthogonal or with common tokens). Returns the
+    trace: loss (steps,) at the parameters before each step, logged (steps, K, M) after each step.
+    """
+    cls = classes(task)
+    opt = yz.group_sgd(eta_Y, eta_Z)
+    loss = lambda p, batch: yz.population_loss(p, P, cls.query, cls.next)
+    _, trace = train(key, yz.zeros(task.M), loss, lambda k: (), opt, steps=steps, log_every=1,
+                     log_fn=lambda p: p.Z[cls.query], progress=progress, run_id=run_id)
+    return trace
+
+
+def sampled_run(key, *, task: NextTokenTask, T: int, batch: int, steps: int, momentum: float,
+                random_init: bool, eta_Y, eta_Z, progress=None, run_id=0):
+    """SGD on sampled sequences; returns the final z_m. (K, M), the distinct entropies (K,), the trace."""
+    cls = classes(task)
+    k_init, k_data = jax.random.split(key)
+    params0 = yz.init_uniform(k_init, task.M) if random_init else yz.zeros(task.M)
+    sample = lambda k: jax.vmap(lambda kk: sample_counts(kk, cls, T))(jax.random.split(k, batch))
+    loss = lambda p, b: yz.sampled_loss(p, b.counts, b.query, b.next)
+    params, trace = train(k_data, params0, loss, sample, yz.group_sgd(eta_Y, eta_Z, momentum),
+                          steps=steps, log_every=steps, progress=progress, run_id=run_id)
+    return params.Z[cls.query], yz.distinct_entropy(params.Z, cls.P, cls.query, cls.distinct), trace
+
+
+# --- host-side measurements ----------------------------------------------------------------
+def crossing_step(loss: np.ndarray, level: float) -> float:
+    """First t (GD steps, linearly interpolated) with loss(t) <= level, loss[t] the loss after t steps.
+
+    NaN when loss[0] is already below the level or the loss never reaches it (no crossing to time).
+    """
+    t = first_crossing(loss, level, "down")
+    return t if 0.0 < t < math.inf else math.nan
+
+
+def invariant(z: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """I_l = (1 - e^{-2 z_l}) / P_l^2 (z(0) = 0) over one class's distinct tokens (Theorem 3)."""
+    return -np.expm1(-2.0 * z) / P ** 2
+
+
+def invariant_spread(z: np.ndarray, P: np.ndarray) -> float:
+    """max I_l / min I_l - 1: 0 when the invariant holds exactly."""
+    return relative_spread(invariant(z, P))
+
+
+def class_spreads(z: np.ndarray, P: np.ndarray, distinct: np.ndarray) -> list[float]:
+    """The invariant spread of each class from z_m. (K, M), P (K, M) and the distinct masks (K, M)."""
+    return [invariant_spread(z[k, distinct[k]], P[k, distinct[k]]) for k in range(z.shape[0])]
+
+
+def rarest_over_invariant(z: np.ndarray, P: np.ndarray) -> float:
+    """z of the rarest distinct token over the value the invariant predicts from the top token.
+
+    With I_rare = I_top: z_rare = -1/2 log(1 - (P_rare/P_top)^2 (1 - e^{-2 z_top})); 1 on the invariant.
+    """
+    top, rare = int(np.argmax(P)), int(np.argmin(P))
+    z_inv = -0.5 * np.log1p(-(P[rare] / P[top]) ** 2 * -np.expm1(-2 * z[top]))
+    return float(z[rare] / z_inv)
+
+
+def name_number(x: float) -> str:
+    """A number as a check-name fragment: 0.5 -> "0p5", 1.0 -> "1", 0.01 -> "0p01"."""
+    return f"{x:g}".replace(".", "p").replace("-", "m")
