@@ -65,19 +65,21 @@ def prove_nuclear_variational(n_random: int = 20) -> bool:
 
     import jax
 
+    from theory.engine.keys import Keys
+
     def normal(key, shape):   # JAX keys only; cast to float64 numpy for the identity check
         return np.asarray(jax.random.normal(key, shape), dtype=np.float64)
 
-    for j in range(n_random):
-        k1, k2, k3 = jax.random.split(jax.random.PRNGKey(j), 3)
+    for j, key in enumerate(Keys(0).sub("prove_nuclear_variational").runs(n_random)):
+        k_left, k_right, k_mix = jax.random.split(key, 3)
         d, r = 4, 1 + j % 4
-        Wn = normal(k1, (d, r)) @ normal(k2, (r, d))
+        Wn = normal(k_left, (d, r)) @ normal(k_right, (r, d))
         U, S, Vt = np.linalg.svd(Wn)
         Kn, Qn = U * np.sqrt(S), Vt.T * np.sqrt(S)
         nuc = S.sum()
         assert np.allclose(Kn @ Qn.T, Wn, atol=1e-12)
         assert abs(0.5 * (np.sum(Kn ** 2) + np.sum(Qn ** 2)) - nuc) < 1e-10 * max(nuc, 1)
-        R = normal(k3, (d, d)) + 3 * np.eye(d)
+        R = normal(k_mix, (d, d)) + 3 * np.eye(d)
         K2, Q2 = Kn @ R, Qn @ np.linalg.inv(R).T
         assert np.allclose(K2 @ Q2.T, Wn, atol=1e-9)
         assert 0.5 * (np.sum(K2 ** 2) + np.sum(Q2 ** 2)) >= nuc - 1e-9
@@ -91,11 +93,11 @@ def prove_svm_kkt_exact() -> bool:
     lam_k (<A_k, W> - 1) = 0. On the active set S this is G_SS mu = 1 with G = (<A_k, A_l>).
     A hand instance (n = 2, T = 3, d = 2, rational tokens) is solved exactly in sympy by trying
     every active set and keeping the one satisfying all KKT conditions; the numeric solver in
-    theory/predictions/svm.py must match it to 1e-12.
+    theory/predictions/svm_bias.py must match it to 1e-12.
     """
     import itertools
 
-    from theory.predictions.svm_bias import solve_frobenius, features
+    from theory.predictions.svm_bias import features, solve_frobenius
 
     X = [[[1, 0], [0, 1], [-1, -1]], [[2, 1], [0, -1], [1, 1]]]
     Z = [[1, 0], [1, 1]]

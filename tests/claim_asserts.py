@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Callable, Iterable
 
-from theory.harness import config as config_lib, registry
+from theory.harness import config as config_lib
+from theory.harness import registry
 from theory.harness.parts import judge_part
 from theory.harness.runner import output_paths
 

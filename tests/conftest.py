@@ -16,8 +16,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
+from theory.engine.cache import enable_persistent_cache  # noqa: E402
 from theory.engine.precision import precision  # noqa: E402
 
+enable_persistent_cache()          # theory/engine/cache.py: a second test session compiles little
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

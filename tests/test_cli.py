@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from theory.cli import main
-from theory.harness import registry as claims, report, runner
+from theory.harness import registry as claims
+from theory.harness import report, runner
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -121,7 +122,7 @@ def _fake_module(interrupt: bool = False):
     def measure(cfg, keys, progress):
         if interrupt:
             raise KeyboardInterrupt
-        keys.sub("noise").key
+        _ = keys.sub("noise").key
         return {"x": float(jnp.sqrt(jnp.asarray(cfg.x)) ** 2)}
 
     def judge(cfg, P, M):
@@ -141,7 +142,8 @@ def _fake_module(interrupt: bool = False):
 def fake_registry(monkeypatch):
     def install(interrupt=False):
         monkeypatch.setitem(sys.modules, "fake_claim", _fake_module(interrupt))
-        monkeypatch.setattr(claims, "CLAIMS", {"fake": claims.ClaimSpec("fake", "x = sqrt(x)^2", "nobody", "fake_claim")})
+        spec = claims.ClaimSpec("fake", "x = sqrt(x)^2", "nobody", "fake_claim")
+        monkeypatch.setattr(claims, "CLAIMS", {"fake": spec})
     return install
 
 

@@ -15,8 +15,16 @@ from theory.engine.precision import current, precision
 from theory.engine.sweep import grid, sweep
 from theory.errors import DivergenceError, SandboxError
 from theory.harness import config as config_lib
-from theory.harness.results import (SCHEMA_VERSION, at_least, at_most, close, holds, read_result, verdict,
-                                    write_json_atomic)
+from theory.harness.results import (
+    SCHEMA_VERSION,
+    at_least,
+    at_most,
+    close,
+    holds,
+    read_result,
+    verdict,
+    write_json_atomic,
+)
 
 
 def run_keys(seed: int, n: int):
@@ -226,16 +234,22 @@ def test_schema_version_is_one_constant(tmp_path):
 
 # --- one compile per shape ---------------------------------------------------------------------
 class _CompileCounter:
-    """Counts XLA backend compilations through JAX's monitoring events."""
-    EVENT = "/jax/core/compile/backend_compile_duration"
+    """Counts programs XLA had to prepare, through JAX's monitoring events: backend compilations
+    plus persistent-cache hits (theory/engine/cache.py), i.e. every trace that missed the
+    in-memory jit cache."""
+    COMPILED = "/jax/core/compile/backend_compile_duration"
+    CACHE_HIT = "/jax/compilation_cache/cache_hits"
 
     def __init__(self):
         self.n = 0
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        jax.monitoring.register_event_duration_secs_listener(self._on_duration)
+        jax.monitoring.register_event_listener(self._on_event)
 
-    def _listen(self, event, duration, **kwargs):
-        if event == self.EVENT:
-            self.n += 1
+    def _on_duration(self, event, duration, **kwargs):
+        self.n += event == self.COMPILED
+
+    def _on_event(self, event, **kwargs):
+        self.n += event == self.CACHE_HIT
 
 
 _COUNTER = _CompileCounter()

@@ -1,18 +1,28 @@
-"""gd_equivalence: exact constructions, reference implementations, predictions, proofs, the quick claim."""
+"""Tests of claim `gd_equivalence`: the LSA model and task, exact constructions, predictions against
+Monte-Carlo, proofs, the parts' measurement helpers, judges fed wrong measurements, the quick preset
+end to end (von Oswald et al. 2023; Zhang, Frei & Bartlett 2024; Ahn et al. 2023)."""
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from claim_asserts import assert_checks_pass, assert_covered, committed, wrong_measurement
 
+import experiments.gd_equivalence as exp
+from experiments.gd_equivalence import common
+from experiments.gd_equivalence.parts import one_layer
 from proofs import gd_equivalence as proofs
-from theory.models import lsa as models
-from theory.engine.precision import precision
-from theory.predictions import gd_equivalence as pred
+from theory.engine.keys import Keys
+from theory.errors import SandboxError
 from theory.harness.runner import run_claim
+from theory.models import lsa as models
+from theory.predictions import gd_equivalence as pred
 from theory.tasks.linear_regression import RegressionTask, sample_batch, sample_prompt, tokens
 
+CLAIM = "gd_equivalence"
 VO = RegressionTask(d=10)
 ZFB = RegressionTask(d=5, input_dist="gaussian", lam=(4.0, 2.0, 1.0, 0.5, 0.25))
 
@@ -30,33 +40,31 @@ def _naive_lsa(W_KQ, W_PV, Z, n_ctx, n_norm=None):
     return out
 
 
-def test_lsa_layer_matches_naive_loop():
-    with precision("float64"):
-        k1, k2 = jax.random.split(jax.random.PRNGKey(0))
-        p = models.init_lsa(k1, 2, 4, 0.5)
-        Z = jax.random.normal(k2, (6, 4))
-        ref = _naive_lsa(p.W_KQ[1], p.W_PV[1], _naive_lsa(p.W_KQ[0], p.W_PV[0], Z, 5), 5)
-        y_hat, acts = models.lsa_forward(p, Z, 5)
-        np.testing.assert_allclose(acts.residuals[-1], ref, rtol=1e-12, atol=1e-12)
-        assert float(y_hat) == pytest.approx(-ref[-1, -1], rel=1e-12)
-        assert float(models.lsa_predict(p, Z, 5)) == pytest.approx(-ref[-1, -1], rel=1e-12)
-        fixed = _naive_lsa(p.W_KQ[0], p.W_PV[0], Z, 5, n_norm=3)
-        assert float(models.lsa_predict(p, Z, 5, depth=1, n_norm=3)) == pytest.approx(-fixed[-1, -1], rel=1e-12)
+def test_lsa_layer_matches_naive_loop(f64):
+    k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+    p = models.init_lsa(k1, 2, 4, 0.5)
+    Z = jax.random.normal(k2, (6, 4))
+    ref = _naive_lsa(p.W_KQ[1], p.W_PV[1], _naive_lsa(p.W_KQ[0], p.W_PV[0], Z, 5), 5)
+    y_hat, acts = models.lsa_forward(p, Z, 5)
+    np.testing.assert_allclose(acts.residuals[-1], ref, rtol=1e-12, atol=1e-12)
+    assert float(y_hat) == pytest.approx(-ref[-1, -1], rel=1e-12)
+    assert float(models.lsa_predict(p, Z, 5)) == pytest.approx(-ref[-1, -1], rel=1e-12)
+    fixed = _naive_lsa(p.W_KQ[0], p.W_PV[0], Z, 5, n_norm=3)
+    assert float(models.lsa_predict(p, Z, 5, depth=1, n_norm=3)) == pytest.approx(-fixed[-1, -1], rel=1e-12)
 
 
-def test_softmax_attention_matches_naive_loop():
-    with precision("float64"):
-        k1, k2 = jax.random.split(jax.random.PRNGKey(1))
-        p = models.init_softmax(k1, 2, 4, 0.7)
-        Z = np.asarray(jax.random.normal(k2, (6, 4)))
-        ref = Z[-1].copy()
-        for h in range(2):
-            s = np.array([Z[j] @ np.asarray(p.W_KQ[h]) @ Z[-1] for j in range(5)])
-            a = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
-            ref += sum(a[j] * np.asarray(p.W_PV[h]) @ Z[j] for j in range(5))
-        y_hat, pattern = models.softmax_attention_forward(p, jnp.asarray(Z), 5)
-        assert float(y_hat) == pytest.approx(-ref[-1], rel=1e-12)
-        np.testing.assert_allclose(pattern.sum(-1), 1.0, rtol=1e-12)
+def test_softmax_attention_matches_naive_loop(f64):
+    k1, k2 = jax.random.split(jax.random.PRNGKey(1))
+    p = models.init_softmax(k1, 2, 4, 0.7)
+    Z = np.asarray(jax.random.normal(k2, (6, 4)))
+    ref = Z[-1].copy()
+    for h in range(2):
+        s = np.array([Z[j] @ np.asarray(p.W_KQ[h]) @ Z[-1] for j in range(5)])
+        a = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
+        ref += sum(a[j] * np.asarray(p.W_PV[h]) @ Z[j] for j in range(5))
+    y_hat, pattern = models.softmax_attention_forward(p, jnp.asarray(Z), 5)
+    assert float(y_hat) == pytest.approx(-ref[-1], rel=1e-12)
+    np.testing.assert_allclose(pattern.sum(-1), 1.0, rtol=1e-12)
 
 
 def test_query_is_never_attended_to():
@@ -68,78 +76,72 @@ def test_query_is_never_attended_to():
     np.testing.assert_array_equal(a[:5], b[:5])
 
 
-def test_task_worked_example_and_shapes():
-    with precision("float64"):
-        p = sample_prompt(jax.random.PRNGKey(0), VO, 10)
-        Z = tokens(p)
-        assert Z.shape == (11, 11) and float(Z[-1, -1]) == 0.0
-        np.testing.assert_allclose(Z[:10, -1], p.X @ p.w, rtol=1e-12)
-        b = sample_batch(jax.random.PRNGKey(1), ZFB, 20, 20000)
-        np.testing.assert_allclose(jnp.var(b.X.reshape(-1, 5), axis=0), ZFB.lam, rtol=0.05)
-        u = sample_batch(jax.random.PRNGKey(2), VO, 10, 4000).X
-        assert float(jnp.max(jnp.abs(u))) <= 0.5 and float(jnp.var(u)) == pytest.approx(1 / 12, rel=0.02)
+def test_task_worked_example_and_shapes(f64):
+    p = sample_prompt(jax.random.PRNGKey(0), VO, 10)
+    Z = tokens(p)
+    assert Z.shape == (11, 11) and float(Z[-1, -1]) == 0.0
+    np.testing.assert_allclose(Z[:10, -1], p.X @ p.w, rtol=1e-12)
+    b = sample_batch(jax.random.PRNGKey(1), ZFB, 20, 20000)
+    np.testing.assert_allclose(jnp.var(b.X.reshape(-1, 5), axis=0), ZFB.lam, rtol=0.05)
+    u = sample_batch(jax.random.PRNGKey(2), VO, 10, 4000).X
+    assert float(jnp.max(jnp.abs(u))) <= 0.5 and float(jnp.var(u)) == pytest.approx(1 / 12, rel=0.02)
 
 
 # --- constructions: exact in float64 ------------------------------------------------------------
 @pytest.mark.parametrize("K", [1, 2, 4])
-def test_construction_equals_K_steps_of_gd(K):
-    with precision("float64"):
-        ps = jax.vmap(lambda k: sample_prompt(k, VO, 10))(jax.random.split(jax.random.PRNGKey(K), 32))
-        etas = jnp.linspace(2.0, 6.0, K)
-        lsa = pred.lsa_predict(pred.construct_gd(etas, 10), ps, 10)
-        ref = jax.vmap(lambda q: pred.gd_steps(q.X, q.y, q.x_q, etas))(ps)
-        np.testing.assert_allclose(lsa, ref, rtol=1e-10, atol=1e-12)
-        # the full forward agrees too, and every context token holds its GD residual
-        Z = tokens(jax.tree_util.tree_map(lambda a: a[0], ps))
-        _, acts = models.lsa_forward(pred.construct_gd(etas, 10), Z, 10)
-        q = jax.tree_util.tree_map(lambda a: a[0], ps)
-        W = jnp.zeros(10)
-        for eta in etas:
-            W = W - eta * (q.X @ W - q.y) @ q.X / 10
-        np.testing.assert_allclose(acts.residuals[-1][:10, -1], q.y - q.X @ W, rtol=1e-10, atol=1e-12)
+def test_construction_equals_K_steps_of_gd(K, f64):
+    ps = jax.vmap(lambda k: sample_prompt(k, VO, 10))(jax.random.split(jax.random.PRNGKey(K), 32))
+    etas = jnp.linspace(2.0, 6.0, K)
+    lsa = pred.predict_prompts(pred.construct_gd(etas, 10), ps, 10)
+    ref = jax.vmap(pred.gd_steps, (0, 0, 0, None))(ps.X, ps.y, ps.x_q, etas)
+    np.testing.assert_allclose(lsa, ref, rtol=1e-10, atol=1e-12)
+    # the full forward agrees too, and every context token holds its GD residual
+    q = jax.tree_util.tree_map(lambda a: a[0], ps)
+    _, acts = models.lsa_forward(pred.construct_gd(etas, 10), tokens(q), 10)
+    W = jnp.zeros(10)
+    for eta in etas:
+        W = W - eta * (q.X @ W - q.y) @ q.X / 10
+    np.testing.assert_allclose(acts.residuals[-1][:10, -1], q.y - q.X @ W, rtol=1e-10, atol=1e-12)
 
 
-def test_construction_equals_gd_plus_plus():
-    with precision("float64"):
-        ps = jax.vmap(lambda k: sample_prompt(k, VO, 10))(jax.random.split(jax.random.PRNGKey(9), 32))
-        etas, gammas = jnp.array([5.0, 12.0, 3.0]), jnp.array([1.5, 0.7, 2.0])
-        lsa = pred.lsa_predict(pred.construct_gdpp(etas, gammas, 10), ps, 10)
-        ref = jax.vmap(lambda q: pred.gd_plus_plus(q.X, q.y, q.x_q, etas, gammas))(ps)
-        np.testing.assert_allclose(lsa, ref, rtol=1e-10, atol=1e-12)
-        # the construction is a sign/scale choice: W_KQ -> c W_KQ, W_PV -> W_PV / c leaves it unchanged
-        p = pred.construct_gdpp(etas, gammas, 10)
-        p2 = models.LSAParams(-2.0 * p.W_KQ, p.W_PV / -2.0)
-        np.testing.assert_allclose(pred.lsa_predict(p2, ps, 10), lsa, rtol=1e-12)
+def test_construction_equals_gd_plus_plus(f64):
+    ps = jax.vmap(lambda k: sample_prompt(k, VO, 10))(jax.random.split(jax.random.PRNGKey(9), 32))
+    etas, gammas = jnp.array([5.0, 12.0, 3.0]), jnp.array([1.5, 0.7, 2.0])
+    lsa = pred.predict_prompts(pred.construct_gdpp(etas, gammas, 10), ps, 10)
+    ref = jax.vmap(pred.gd_plus_plus, (0, 0, 0, None, None))(ps.X, ps.y, ps.x_q, etas, gammas)
+    np.testing.assert_allclose(lsa, ref, rtol=1e-10, atol=1e-12)
+    # the construction is a sign/scale choice: W_KQ -> c W_KQ, W_PV -> W_PV / c leaves it unchanged
+    p = pred.construct_gdpp(etas, gammas, 10)
+    p2 = models.LSAParams(-2.0 * p.W_KQ, p.W_PV / -2.0)
+    np.testing.assert_allclose(pred.predict_prompts(p2, ps, 10), lsa, rtol=1e-12)
 
 
 # --- predictions --------------------------------------------------------------------------------
-def test_one_step_prediction_against_monte_carlo():
+def test_one_step_prediction_against_monte_carlo(f64):
     """The closed-form L(eta) against the constructed layer's loss on 2^17 prompts (float64)."""
-    with precision("float64"):
-        eta, loss = pred.optimal_one_step(VO, 10)
-        assert eta == pytest.approx(6.0606, abs=1e-4) and loss == pytest.approx(0.20623, abs=1e-5)
-        ps = sample_batch(jax.random.PRNGKey(5), VO, 10, 2 ** 17)
-        for e in (0.5 * eta, eta, 1.5 * eta):
-            mc = 0.5 * float(jnp.mean((pred.lsa_predict(pred.construct_gd(e, 10), ps, 10) - ps.y_q) ** 2))
-            assert mc == pytest.approx(pred.one_step_loss(VO, 10, e), rel=0.01)
+    eta, loss = pred.optimal_one_step(VO, 10)
+    assert eta == pytest.approx(6.0606, abs=1e-4) and loss == pytest.approx(0.20623, abs=1e-5)
+    ps = sample_batch(jax.random.PRNGKey(5), VO, 10, 2 ** 17)
+    for e in (0.5 * eta, eta, 1.5 * eta):
+        mc = 0.5 * float(jnp.mean((pred.predict_prompts(pred.construct_gd(e, 10), ps, 10) - ps.y_q) ** 2))
+        assert mc == pytest.approx(pred.one_step_loss(VO, 10, e), rel=0.01)
 
 
-def test_zfb_prediction_against_monte_carlo():
-    with precision("float64"):
-        gamma_inv = pred.zfb_preconditioner(ZFB, 20)
-        np.testing.assert_allclose(np.diag(gamma_inv), [0.218, 0.402, 0.696, 1.096, 1.538], atol=2e-3)
-        A = jnp.asarray(gamma_inv)
-        for M in (5, 40):
-            ps = sample_batch(jax.random.PRNGKey(M), ZFB, M, 2 ** 16)
-            preds = jax.vmap(lambda q: q.x_q @ A @ (q.X.T @ q.y) / M)(ps)
-            mc = float(jnp.mean((preds - ps.y_q) ** 2))
-            assert mc == pytest.approx(pred.zfb_risk(ZFB, 20, M), rel=0.03)
-        # isotropic special case: R(N) = d (d + 1)/(N + d + 1)
-        iso = RegressionTask(d=5, input_dist="gaussian")
-        assert pred.zfb_risk(iso, 20, 20) == pytest.approx(5 * 6 / 26, rel=1e-12)
-        # the fixed-1/N control equals the trained optimum at M = N and blows up beyond
-        assert pred.zfb_risk_fixed_norm(ZFB, 20, 20) == pytest.approx(pred.zfb_risk(ZFB, 20, 20))
-        assert pred.zfb_risk_fixed_norm(ZFB, 20, 1000) > 1000 * pred.zfb_risk(ZFB, 20, 1000)
+def test_zfb_prediction_against_monte_carlo(f64):
+    gamma_inv = pred.zfb_preconditioner(ZFB, 20)
+    np.testing.assert_allclose(np.diag(gamma_inv), [0.218, 0.402, 0.696, 1.096, 1.538], atol=2e-3)
+    A = jnp.asarray(gamma_inv)
+    for M in (5, 40):
+        ps = sample_batch(jax.random.PRNGKey(M), ZFB, M, 2 ** 16)
+        preds = jnp.einsum("bd,de,bne,bn->b", ps.x_q, A, ps.X, ps.y) / M           # x_q^T A (1/M) X^T y
+        mc = float(jnp.mean((preds - ps.y_q) ** 2))
+        assert mc == pytest.approx(pred.zfb_risk(ZFB, 20, M), rel=0.03)
+    # isotropic special case: R(N) = d (d + 1)/(N + d + 1)
+    iso = RegressionTask(d=5, input_dist="gaussian")
+    assert pred.zfb_risk(iso, 20, 20) == pytest.approx(5 * 6 / 26, rel=1e-12)
+    # the fixed-1/N control equals the trained optimum at M = N and blows up beyond
+    assert pred.zfb_risk_fixed_norm(ZFB, 20, 20) == pytest.approx(pred.zfb_risk(ZFB, 20, 20))
+    assert pred.zfb_risk_fixed_norm(ZFB, 20, 1000) > 1000 * pred.zfb_risk(ZFB, 20, 1000)
 
 
 def test_predictions_follow_the_config():
@@ -147,6 +149,8 @@ def test_predictions_follow_the_config():
     assert eta6 == pytest.approx(15 / ((1 / 12) * (15 + 6 - 0.2)))
     with pytest.raises(ValueError, match="isotropic"):
         pred.optimal_one_step(ZFB, 20)
+    P = one_layer.predict(dataclasses.replace(exp.Config(), d=6, n_context=15))
+    assert P["eta_star"] == pytest.approx(eta6) and np.asarray(P["W_PV"])[6, 6] == pytest.approx(-eta6)
 
 
 # --- proofs ------------------------------------------------------------------------------------
@@ -155,36 +159,233 @@ def test_proof(prove):
     prove()
 
 
-# --- the claim, quick preset -------------------------------------------------------------------------
-EXPECTED_CHECKS = [
-    "construction: LSA == K-step GD (K=1,2,3), rel. max error",
-    "construction: LSA == GD++ (K=1,2,3), rel. max error",
-    "one layer: held-out loss vs analytic one-step GD loss L*",
-    "one layer: implied step size tr(-W_PV[y,y] W_KQ[x,x])/d vs eta*",
-    "one layer: W_KQ x-block off-diagonal / diagonal",
-    "one layer: |W_PV y-row x-part| / |W_PV[y,y]|",
-    "one layer: model cosine vs GD on held-out tasks",
-    "ZFB: ||Gamma_eff - Gamma^-1||_F / ||Gamma^-1||_F",
-    "control: softmax head model cosine vs GD",
+# --- measurement helpers -----------------------------------------------------------------------
+def test_structure_of_the_gd_construction_is_the_prediction(f64):
+    """implied eta = eta, no off-diagonal, no x-part; invariant under W_KQ -> c W_KQ, W_PV -> W_PV/c."""
+    gd = pred.construct_gd(6.0, 10)
+    s = common.one_layer_structure(gd.W_KQ[0], gd.W_PV[0])
+    assert s == {"implied_eta": pytest.approx(6.0, rel=1e-12), "kq_offdiag": 0.0, "pv_x_part": 0.0}
+    scaled = common.one_layer_structure(-3.0 * gd.W_KQ[0], gd.W_PV[0] / -3.0)
+    assert scaled["implied_eta"] == pytest.approx(6.0, rel=1e-12)
+    np.testing.assert_allclose(common.learned_preconditioner(gd.W_KQ[0], gd.W_PV[0]), 6.0 * np.eye(10))
+
+
+def test_sensitivity_of_one_gd_step_is_eta_h(f64):
+    """d y_hat / d x_q of one GD step is eta (1/N) sum_i y_i x_i; cos(GD, GD) = 1, cos(GD, -GD) = -1."""
+    ps = sample_batch(jax.random.PRNGKey(4), VO, 10, 8)
+    Zs = jax.vmap(tokens)(ps)                                                           # (8, 11, 11)
+    gd = pred.construct_gd(2.5, 10)
+    f = common.predictor(gd, 10)
+    np.testing.assert_allclose(jax.vmap(lambda Z: common.query_sensitivity(f, Z))(Zs),
+                               2.5 * jnp.einsum("bn,bnd->bd", ps.y, ps.X) / 10, rtol=1e-12)
+    np.testing.assert_allclose(common.sensitivity_cosines(f, f, Zs), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(common.sensitivity_cosines(f, lambda Z: -f(Z), Zs), -1.0, rtol=1e-12)
+    assert common.mean_cosine(gd, pred.construct_gd(7.0, 10), Zs, 10) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_squared_errors_are_the_chunks_of_fold_in_keys():
+    """The chunked held-out evaluation: chunk i is the prompts of fold_in(key, i), in order."""
+    gd, key = pred.construct_gd(2.0, 10), jax.random.PRNGKey(0)
+    sq = common.squared_errors(gd, VO, 10, 2048, key)
+    direct = [(pred.predict_prompts(gd, p, 10) - p.y_q) ** 2
+              for p in (sample_batch(jax.random.fold_in(key, i), VO, 10, 1024) for i in range(2))]
+    np.testing.assert_allclose(sq, np.concatenate(direct), rtol=1e-5, atol=1e-6)
+
+
+def test_config_rejects_bad_input():
+    for bad in (dict(zfb_test_lengths=(5, 10)), dict(n_eval=1000), dict(steps=150), dict(d=0)):
+        with pytest.raises(SandboxError):
+            dataclasses.replace(exp.Config(), **bad).validate()
+
+
+def _tiny() -> exp.Config:
+    return dataclasses.replace(exp.Config(), d=3, n_context=4, steps=10, softmax_steps=10, log_every=5,
+                               batch=32, softmax_batch=32, n_eval_one_layer=1024, n_eval=1024, n_sens=64)
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers():
+    """The one_layer part (random init, batches, held-out prompts): Keys(0) twice agree, Keys(1) differs."""
+    cfg = _tiny()
+    a, b, c = (one_layer.measure(cfg, Keys(s).sub("one_layer"), None) for s in (0, 0, 1))
+    for k in ("heldout_loss", "implied_eta", "cosine", "W_KQ"):
+        np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]))
+        assert not np.any(np.asarray(a[k]) == np.asarray(c[k])), k
+
+
+# --- judges fed wrong measurements (no training: the committed result's data) --------------------
+def _gd_np(X, y, x_q, etas):
+    """K GD steps on (1/2N) sum (W x_i - y_i)^2 from W = 0, straight from the definition (numpy)."""
+    W = np.zeros(X.shape[1])
+    for eta in etas:
+        W = W - eta * (X @ W - y) @ X / len(y)
+    return x_q @ W
+
+
+def _gdpp_np(X, y, x_q, etas, gammas):
+    """vO's GD++ (numpy): residuals and inputs both move, from the pre-step values."""
+    N = len(y)
+    Xa, r = np.vstack([X, x_q]), np.append(y, 0.0)
+    for eta, gamma in zip(etas, gammas):
+        g, S = Xa[:N].T @ r[:N] / N, Xa[:N].T @ Xa[:N] / N
+        r, Xa = r - eta * Xa @ g, Xa - gamma * Xa @ S.T
+    return -r[N]
+
+
+def _rel_error(wrong, right, P, K: str = "K2") -> float:
+    """max |wrong - right| / max |y_q| over 16 vO prompts (numpy, float64) at the part's step sizes."""
+    etas, gammas = (np.asarray(P["steps"][K][k], np.float64) for k in ("etas", "gammas"))
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-0.5, 0.5, (16, 11, 10))
+    y = np.einsum("bnd,bd->bn", X, rng.standard_normal((16, 10)))
+    out = [wrong(X[b, :10], y[b, :10], X[b, 10], etas, gammas) - right(X[b, :10], y[b, :10], X[b, 10], etas, gammas)
+           for b in range(16)]
+    return float(np.max(np.abs(out)) / np.max(np.abs(y[:, 10])))
+
+
+def _construction_step_off_by_1pct(P, M):
+    """W_PV[y, y] = -1.01 eta: the LSA computes GD at 1.01 eta, not the GD it is compared with."""
+    M["errors"]["gd_K2"] = _rel_error(lambda X, y, q, e, g: _gd_np(X, y, q, 1.01 * e),
+                                      lambda X, y, q, e, g: _gd_np(X, y, q, e), P)
+    return M
+
+
+def _construction_without_input_update(P, M):
+    """GD++ built without W_PV[x, x] = -gamma I: the LSA computes plain GD, compared with GD++."""
+    M["errors"]["gdpp_K2"] = _rel_error(lambda X, y, q, e, g: _gd_np(X, y, q, e), _gdpp_np, P)
+    return M
+
+
+def _restructure(M):
+    for k, v in common.one_layer_structure(M["W_KQ"][0], M["W_PV"][0]).items():
+        M[k][0] = v
+    return M
+
+
+def _step_size_1p2(P, M):
+    """The layer learned 1.2 eta*: W_PV scaled by 1.2, and the loss of GD at 1.2 eta* (the closed form)."""
+    M["W_PV"][0] = (1.2 * np.asarray(M["W_PV"][0])).tolist()
+    excess = pred.one_step_loss(VO, 10, 1.2 * P["eta_star"]) - P["loss_star"]
+    M["heldout_loss"][0] += excess
+    M["paired_excess"][0] += excess
+    return _restructure(M)
+
+
+def _dense_kq(P, M):
+    """W_KQ x-block with off-diagonal entries at 10% of its diagonal."""
+    kq = np.asarray(M["W_KQ"][0])
+    d = kq.shape[0] - 1
+    kq[:d, :d] += 0.1 * np.mean(np.diag(kq)[:d]) * (np.ones((d, d)) - np.eye(d))
+    M["W_KQ"][0] = kq.tolist()
+    return _restructure(M)
+
+
+def _pv_x_part(P, M):
+    """W_PV y-row picks up an x-part of 10% of |W_PV[y, y]| in each coordinate."""
+    pv = np.asarray(M["W_PV"][0])
+    d = pv.shape[0] - 1
+    pv[d, :d] = 0.1 * abs(pv[d, d])
+    M["W_PV"][0] = pv.tolist()
+    return _restructure(M)
+
+
+def _anisotropic_preconditioner(P, M):
+    """The layer preconditions with diag(0.5..1.5) eta*: its model cosine with GD, y_hat = x_q^T G h,
+    h = (1/N) sum y_i x_i, is mean h^T G h / (|G h| |h|) over vO prompts (numpy Monte-Carlo)."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-0.5, 0.5, (4096, 10, 10))
+    y = np.einsum("bnd,bd->bn", X, rng.standard_normal((4096, 10)))
+    h = np.einsum("bn,bnd->bd", y, X) / 10
+    Gh = h * np.linspace(0.5, 1.5, 10)
+    M["cosine"][0] = float(np.mean(np.sum(h * Gh, 1) / (np.linalg.norm(h, axis=1) * np.linalg.norm(Gh, axis=1))))
+    return M
+
+
+def _naive_lambda_inverse(P, M):
+    """The layer learned Lambda^{-1} (not Gamma^{-1}): its Gamma_eff and its risk at every M."""
+    lam = np.asarray(P["lambda_inv_diag"])
+    M["gamma_eff"] = np.diag(lam).tolist()
+    M["risk"] = [pred.linear_risk(ZFB, np.diag(lam), m) for m in P["M"]]
+    return M
+
+
+def _normalisation_ignored(P, M):
+    """The n_norm switch ignored: the 'fixed 1/N' layer is the adaptive 1/M layer."""
+    M["fixed_norm_risk"] = list(M["risk"])
+    return M
+
+
+def _stacks_stop_at_gd(P, M):
+    """The trained stacks implement K-step GD: GD's loss, and the shared stack's sensitivity is GD's
+    (cos with GD 1, cos with GD++ what cos(GD, GD++) is, about the measured cos(TF, GD))."""
+    M["tf_shared"], M["tf_per_layer"] = list(M["gd"]), list(M["gd"])
+    M["cos_gdpp"], M["cos_gd"] = list(M["cos_gd"]), [1.0] * len(M["cos_gd"])
+    return M
+
+
+def _softmax_head_is_gd(P, M):
+    """A 'softmax' head that computes GD at eta* (e.g. the linear layer run by mistake): cosine 1."""
+    M["cosine"] = 1.0
+    return M
+
+
+DEPTH_FAILS = [f"depth2_{s}_vs_{r}" for s in ("shared", "per_layer") for r in ("gdpp", "gd")]
+WRONG = [
+    ("construction", "GD construction with eta off by 1%", _construction_step_off_by_1pct,
+     ["lsa_equals_gd_steps"]),
+    ("construction", "GD++ construction without the input update", _construction_without_input_update,
+     ["lsa_equals_gdpp"]),
+    ("one_layer", "learned step size 1.2 eta*", _step_size_1p2,
+     ["loss_vs_one_step_optimum", "paired_excess_over_gd", "implied_step_size"]),
+    ("one_layer", "W_KQ x-block 10% off-diagonal", _dense_kq, ["kq_offdiagonal"]),
+    ("one_layer", "W_PV y-row with an x-part", _pv_x_part, ["pv_query_x_part"]),
+    ("one_layer", "anisotropic preconditioner", _anisotropic_preconditioner, ["model_cosine_with_gd"]),
+    ("zfb", "naive Lambda^-1 preconditioner", _naive_lambda_inverse,
+     ["preconditioner_vs_gamma_inv", "risk_vs_formula_worst_length"]),
+    ("zfb", "frozen normalisation not applied", _normalisation_ignored, ["fixed_norm_control_ratio"]),
+    ("depth", "stacks implement K-step GD", _stacks_stop_at_gd,
+     DEPTH_FAILS + ["depth2_shared_cosine_gdpp_over_gd"]),
+    ("softmax_control", "softmax head computes GD", _softmax_head_is_gd, ["softmax_cosine_with_gd"]),
 ]
 
 
-@pytest.fixture(scope="module")
-def quick_result(tmp_path_factory):
-    return run_claim("gd_equivalence", "quick", out=tmp_path_factory.mktemp("gd"))
+@pytest.mark.parametrize("part, what, perturb, must_fail", WRONG, ids=[w[1] for w in WRONG])
+def test_wrong_measurement_fails(part, what, perturb, must_fail):
+    wrong_measurement(CLAIM, part, perturb, must_fail)
 
 
-def test_quick_claim_verdict_and_each_check(quick_result):
-    checks = {c["name"]: c for c in quick_result["checks"]}
-    for name in EXPECTED_CHECKS:
-        assert checks[name]["passed"], checks[name]
-    assert any(n.startswith("ZFB: test risk R(M)") and c["passed"] for n, c in checks.items())
-    assert any(n.startswith("ZFB control") and c["passed"] for n, c in checks.items())
-    depth = [c for n, c in checks.items() if n.startswith("depth")]
-    assert depth and all(c["passed"] for c in depth), [c for c in depth if not c["passed"]]
-    assert quick_result["verdict"] == "pass"
+def test_every_evidence_check_can_fail():
+    assert_covered(CLAIM, WRONG)
 
 
-def test_quick_result_file_and_figure(quick_result, tmp_path_factory):
-    assert quick_result["precision"] == "float32" and quick_result["config"]["d"] == 10
-    assert quick_result["git"].keys() == {"commit", "dirty"} and quick_result["versions"]["jax"]
+
+def test_parts_are_independent_streams():
+    """Every part draws from its own named streams; no offsets, no stream shared between parts."""
+    streams = committed(CLAIM)["streams"]
+    assert {s.split("/")[0] for s in streams} == {p.name for p in exp.PARTS}
+    assert "softmax_control/sensitivity" in streams and "depth/sensitivity" in streams
+
+
+# --- the claim end to end ------------------------------------------------------------------------
+def expected_checks(cfg: exp.Config) -> list[str]:
+    depth = [n for K in cfg.depths for n in (f"depth{K}_shared_vs_gdpp", f"depth{K}_shared_vs_gd",
+                                             f"depth{K}_per_layer_vs_gdpp", f"depth{K}_per_layer_vs_gd",
+                                             f"depth{K}_shared_cosine_gdpp_over_gd")]
+    return ["lsa_equals_gd_steps", "lsa_equals_gdpp", "loss_vs_one_step_optimum", "paired_excess_over_gd",
+            "implied_step_size", "kq_offdiagonal", "pv_query_x_part", "model_cosine_with_gd",
+            "preconditioner_vs_gamma_inv", "risk_vs_formula_worst_length", "fixed_norm_control_ratio",
+            *depth, "softmax_cosine_with_gd"]
+
+
+@pytest.mark.claim
+def test_quick_claim_passes_every_check(tmp_path):
+    result = run_claim(CLAIM, "quick", out=tmp_path)
+    assert_checks_pass(result, expected_checks(exp.Config.quick()))
+    assert result["precision"] == "float32" and result["config"]["d"] == 10
+    assert (tmp_path / "figures" / f"{CLAIM}.png").is_file()
+
+
+@pytest.mark.slow
+def test_full_claim_passes_every_check(tmp_path):
+    result = run_claim(CLAIM, "full", out=tmp_path)
+    assert_checks_pass(result, expected_checks(exp.Config.full()))
+

@@ -1,6 +1,7 @@
 """Named PRNG streams: stable, distinct across names and seeds, never offsets of each other."""
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from pathlib import Path
@@ -45,13 +46,19 @@ def _keys_for_all_seeds(path: tuple, seeds: jax.Array) -> np.ndarray:
     return np.asarray(jax.vmap(one)(seeds))
 
 
+def _runs_of(k: jax.Array) -> jax.Array:
+    """Keys.runs(N_RUNS) of one stream key, (N_RUNS, 2)."""
+    return jax.vmap(lambda i: jax.random.fold_in(k, i))(jnp.arange(N_RUNS, dtype=jnp.uint32))
+
+
 def test_keys_are_stable_and_named():
     k = Keys(0).sub("depth", 2, "shared")
     assert k.name == "depth/2/shared"
     np.testing.assert_array_equal(k.key, Keys(0).sub("depth").sub(2).sub("shared").key)
     assert name_hash("2") != name_hash(2)
     # a pinned value: the derivation must not change silently across versions (results would move)
-    assert name_hash("train") == int.from_bytes(__import__("hashlib").sha256(b"s:train").digest()[:4], "big") & 0x7FFFFFFF
+    digest = hashlib.sha256(b"s:train").digest()
+    assert name_hash("train") == int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def test_runs_do_not_depend_on_count_and_differ():
@@ -68,9 +75,9 @@ def test_bad_seeds_are_refused(seed):
 
 def test_streams_are_logged_once_per_tree():
     root = Keys(1)
-    root.sub("a").key
-    root.sub("b", 3).runs(2)
-    root.sub("a").key
+    _ = root.sub("a").key
+    _ = root.sub("b", 3).runs(2)
+    _ = root.sub("a").key
     assert root.streams() == ["a", "b/3"]
 
 
@@ -90,8 +97,7 @@ def test_no_two_seeds_or_streams_share_a_key():
         path = _path_of(name)
         base = _keys_for_all_seeds(path, seeds)                       # (N_SEEDS, 2)
         np.testing.assert_array_equal(base[7], np.asarray(Keys(7).sub(*path).key))
-        runs = np.asarray(jax.vmap(lambda k: jax.vmap(lambda i: jax.random.fold_in(k, i))(
-            jnp.arange(N_RUNS, dtype=jnp.uint32)))(jnp.asarray(base)))     # (N_SEEDS, N_RUNS, 2)
+        runs = np.asarray(jax.vmap(_runs_of)(jnp.asarray(base)))            # (N_SEEDS, N_RUNS, 2)
         np.testing.assert_array_equal(runs[7], np.asarray(Keys(7).sub(*path).runs(N_RUNS)))
         for s, i in itertools.product(range(N_SEEDS), range(-1, N_RUNS)):
             k = tuple(base[s]) if i < 0 else tuple(runs[s, i])

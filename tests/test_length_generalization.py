@@ -1,32 +1,44 @@
 """Tests of `length_generalization`: positional encodings, the transformer, the algorithmic tasks,
-the proofs, the quick preset end to end, and bad input."""
+the proofs and predictions, the judges on wrong measurements, the quick preset end to end, and bad
+input."""
 from __future__ import annotations
 
 import dataclasses
 import math
+from fractions import Fraction
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
+from claim_asserts import assert_checks_pass, assert_covered, committed, rejudge, wrong_measurement
 
-from experiments import length_generalization as lg
-from proofs.length_generalization import (prove_even_pairs_multiset_probability,
-                                          prove_order_statistic_mean,
-                                          prove_order_statistic_variance,
-                                          prove_relative_offset_factorisation, prove_rope_relative)
-from theory.models import positional, transformer
+import experiments.length_generalization as lg
+from experiments.length_generalization import runs
+from experiments.length_generalization.parts import even_pairs, nope, sampler, table
+from proofs.length_generalization import (
+    prove_even_pairs_multiset_probability,
+    prove_order_statistic_mean,
+    prove_order_statistic_variance,
+    prove_relative_offset_factorisation,
+    prove_rope_relative,
+)
+from theory.engine.keys import Keys
 from theory.errors import SandboxError
+from theory.harness import config as config_lib
+from theory.harness.results import as_json
+from theory.harness.runner import build_config, run_claim
+from theory.models import positional, transformer
 from theory.models.positional import PEConfig
 from theory.predictions import length_generalization as pred
-from theory.harness.runner import build_config, run_claim
 from theory.tasks import algorithmic
 
+CLAIM = "length_generalization"
 KEY = jax.random.PRNGKey(0)
 
 
-# --- proofs -------------------------------------------------------------------------------------------
+# --- proofs and predictions ------------------------------------------------------------------------
 @pytest.mark.parametrize("prove", [prove_order_statistic_mean, prove_order_statistic_variance,
                                    prove_even_pairs_multiset_probability,
                                    prove_relative_offset_factorisation, prove_rope_relative])
@@ -40,6 +52,7 @@ def test_order_statistic_formulas_match_exact_sums():
             m, v = pred.order_stat_moments_exact(k, n, L)
             assert float(m) == pytest.approx(pred.order_stat_mean(k, n, L), abs=1e-12)
             assert float(v) == pytest.approx(pred.order_stat_var(k, n, L), abs=1e-12)
+            assert pred.order_stat_moments_closed_form(k, n, L) == (m, v)
 
 
 def test_permutation_bound_by_enumeration():
@@ -66,7 +79,7 @@ def test_sample_positions_sorted_distinct_and_padded():
 def test_sampler_moments_small():
     """Mean and variance of each order statistic within 4 s.e. (L = 30, n = 6, 20000 draws)."""
     n, L, draws = 6, 30, 20_000
-    mean, var, _ = lg.sampler_moments(KEY, n, L, draws)
+    mean, var, _ = sampler.sampler_moments(KEY, n, L, draws)
     k = np.arange(1, n + 1)
     se = np.sqrt(pred.order_stat_var(k, n, L) / draws)
     assert np.all(np.abs(mean - pred.order_stat_mean(k, n, L)) < 4 * se)
@@ -81,12 +94,26 @@ def test_sampler_uniform_over_subsets():
     assert np.all(np.abs(freq - 0.1) < 4 * math.sqrt(0.1 * 0.9 / 20_000))
 
 
-def test_batch_positions_per_batch_shared_per_sequence_not():
-    pb = np.asarray(lg._batch_positions(KEY, 5, 8, 100, True, "batch", 4))
-    ps = np.asarray(lg._batch_positions(KEY, 5, 8, 100, True, "sequence", 4))
-    det = np.asarray(lg._batch_positions(KEY, 5, 8, 100, False, "sequence", 4))
+def test_positions_per_batch_shared_per_sequence_not():
+    pe = PEConfig("sin_cos", randomized=True, max_len=100)
+    pb = np.asarray(positional.positions(dataclasses.replace(pe, per="batch"), KEY, 5, 8, batch=4))
+    ps = np.asarray(positional.positions(pe, KEY, 5, 8, batch=4))
+    det = np.asarray(positional.positions(dataclasses.replace(pe, randomized=False), KEY, 5, 8, batch=4))
+    assert pb.shape == ps.shape == det.shape == (4, 8)
     assert np.all(pb == pb[:1]) and not np.all(ps == ps[:1])
+    assert np.all(np.diff(ps[:, :5], axis=1) > 0) and np.all(ps[:, 5:] >= 100)
     assert np.all(det == np.arange(8)[None, :])
+
+
+def test_positions_traced_switch_matches_static():
+    """A traced `randomized` (one compiled sweep for both variants) selects exactly the static result."""
+    pe = PEConfig("sin_cos", max_len=64)
+    f = jax.jit(lambda r: positional.positions(pe, KEY, 5, 8, batch=3, randomized=r))
+    for r in (False, True):
+        np.testing.assert_array_equal(np.asarray(f(jnp.asarray(r))),
+                                      np.asarray(positional.positions(pe, KEY, 5, 8, batch=3, randomized=r)))
+    one = positional.positions(dataclasses.replace(pe, randomized=True), KEY, 5, 8)
+    assert one.shape == (8,) and int(one[4]) < 64 and int(one[5]) >= 64
 
 
 def test_positions_by_config():
@@ -161,7 +188,7 @@ def _np_forward(params, tokens, pos, pad, cfg, causal):
     x = np.array([P.W_E[t] * math.sqrt(D) + np.asarray(positional.sin_cos(jnp.array([p]), D))[0]
                   for t, p in zip(tokens, pos)])
     for l in range(cfg.n_layers):
-        B = jax.tree_util.tree_map(lambda a: a[l], P.blocks)
+        B = jax.tree_util.tree_map(lambda a, l=l: a[l], P.blocks)
         h = np.array([ln(x[i], B.ln1_g, B.ln1_b) for i in range(T)])
         out = np.zeros((T, D))
         for hh in range(H):
@@ -198,7 +225,8 @@ def test_none_is_sin_cos_with_zero_gain():
     task = algorithmic.get("even_pairs")
     c_sc, c_none = lg.Config().model(task, "sin_cos"), lg.Config().model(task, "none")
     params = transformer.init(KEY, c_sc)
-    t = jnp.array([0, 1, 0, 2, 3]); pos = jnp.arange(5); pad = t < 3
+    t = jnp.array([0, 1, 0, 2, 3])
+    pos, pad = jnp.arange(5), t < 3
     a = transformer.forward(params, t, pos, pad, c_sc, False, 0.0)[0]
     b = transformer.forward(params, t, pos, pad, c_none, False)[0]
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -212,7 +240,8 @@ def test_causal_prefix_and_padding_independence(kind):
     params = transformer.init(KEY, cfg)
     params = params._replace(blocks=params.blocks._replace(
         u=jnp.ones_like(params.blocks.u), v=jnp.ones_like(params.blocks.v)))
-    t = jnp.array([0, 1, 2, 1, 4, 4]); pos = jnp.arange(6); pad = jnp.arange(6) < 4
+    t = jnp.array([0, 1, 2, 1, 4, 4])
+    pos, pad = jnp.arange(6), jnp.arange(6) < 4
     f = jax.jit(lambda tt, c: transformer.forward(params, tt, pos, pad, cfg, c)[0], static_argnums=1)
     base = f(t, True)
     np.testing.assert_allclose(np.asarray(f(t.at[3].set(0), True)[:3]), np.asarray(base[:3]), atol=1e-5)
@@ -223,8 +252,10 @@ def test_causal_prefix_and_padding_independence(kind):
 
 
 def test_noncausal_nope_is_permutation_equivariant():
+    """Zero up to float32 rounding without positions; the same model with sin/cos changes its logits."""
     cfg = lg.Config()
-    assert lg._permutation_gap(cfg, KEY) < 1e-4
+    assert nope.permutation_gap(cfg, KEY) < nope.PERMUTATION_TOL
+    assert nope.permutation_gap(cfg, KEY, "sin_cos") > 100 * nope.PERMUTATION_TOL
 
 
 def test_bad_model_config():
@@ -335,102 +366,230 @@ def test_task_determinism():
                                       "nope_lengths=(50,)", "sampler_n=4096", "log_every=7",
                                       "table_in_dist_lengths=(41,)", "table_eval_batch=0"])
 def test_bad_config_rejected_before_training(override, tmp_path, monkeypatch):
-    monkeypatch.setattr(lg, "train_and_eval", lambda *a, **k: pytest.fail("trained on bad input"))
+    monkeypatch.setattr(runs, "train_and_eval", lambda *a, **k: pytest.fail("trained on bad input"))
     with pytest.raises(SandboxError):
-        build_config("length_generalization", "quick", [override])
+        build_config(CLAIM, "quick", [override])
     with pytest.raises(SandboxError):
-        run_claim("length_generalization", "quick", overrides=[override], out=tmp_path)
-    assert not (tmp_path / "results" / "length_generalization.json").exists()
+        run_claim(CLAIM, "quick", overrides=[override], out=tmp_path)
+    assert not (tmp_path / "results" / f"{CLAIM}.json").exists()
 
 
-# --- the claim, quick preset --------------------------------------------------------------------------
-QUICK_CHECKS = ("sampler_mean_max_abs_z", "sampler_var_max_abs_z", "sampler_formula_exact",
-                "sincos_in_distribution_min", "sincos_at_60", "sincos_at_80", "sincos_at_100",
-                "randomized_at_60", "randomized_at_100", "gap_beyond_60_min",
-                "nope_noncausal_below_bound", "nope_causal_above_bound",
-                "nope_noncausal_permutation_invariance")
+# --- judges on wrong measurements (no training: the committed quick result) -------------------------
+def _unsorted_sampler(P, M):
+    """Positions left unsorted: every slot is one uniform draw from {0..L-1}."""
+    L, n = P["L"], P["n"]
+    M["mean"] = [(L - 1) / 2] * n
+    M["var"] = [(L ** 2 - 1) / 12] * n
+    M["m4"] = [(L ** 2 - 1) * (3 * L ** 2 - 7) / 240] * n
+    return M
 
 
-@pytest.fixture(scope="module")
-def quick_result(tmp_path_factory):
-    out = tmp_path_factory.mktemp("lg")
-    return run_claim("length_generalization", "quick", seed=0, out=out), out
+def _pmf_shifted(P, M):
+    """The pmf summed over {1..L} instead of {0..L-1}: every exact mean one too large."""
+    M["exact"] = [[str(Fraction(m) + 1), v] for m, v in M["exact"]]
+    return M
 
 
-def test_quick_preset_checks(quick_result):
-    result, out = quick_result
-    checks = {c["name"]: c for c in result["checks"]}
-    assert tuple(checks) == QUICK_CHECKS
-    failed = [n for n, c in checks.items() if not c["passed"]]
-    assert not failed, {n: (checks[n]["measured"], checks[n]["predicted"]) for n in failed}
-    assert result["verdict"] == "pass"
-    assert checks["sampler_formula_exact"]["error"] == 0.0
-    assert (out / "figures" / "length_generalization.png").stat().st_size > 10_000
-    ep = result["data"]["even_pairs"]
-    assert np.asarray(ep["acc"]).shape == (2, 1, len(ep["lengths"]))
-    assert np.asarray(ep["nope"]["acc"]).shape == (2, 1, len(ep["lengths"]))
+def _randomization_off(P, M):
+    """The randomized flag ignored: with paired seeds the randomized run is the sin/cos run."""
+    acc = np.asarray(M["acc"])
+    acc[1] = acc[0]
+    M["acc"] = acc.tolist()
+    return M
 
 
-def test_quick_sampler_numbers_deterministic(quick_result):
-    """Same seed, same numbers: the sampler statistics recomputed from the seed match the file."""
-    result, _ = quick_result
+def _sincos_plateau(P, M):
+    """sin/cos never leaves its loss plateau: chance at every length."""
+    acc = np.asarray(M["acc"])
+    acc[0] = 0.5
+    M["acc"] = acc.tolist()
+    return M
+
+
+def _sincos_extrapolates(P, M):
+    """sin/cos generalizes beyond the training range as well as the randomized encoding."""
+    acc = np.asarray(M["acc"])
+    beyond = np.asarray(M["lengths"]) > P["train_max_len"]
+    acc[0][:, beyond] = acc[1][:, beyond]
+    M["acc"] = acc.tolist()
+    return M
+
+
+def _noncausal_sees_order(P, M):
+    """Order leaks into the non-causal model (it learns the task as the causal one does)."""
+    acc = np.asarray(M["acc"])
+    acc[1] = acc[0]
+    M["acc"] = acc.tolist()
+    return M
+
+
+def _causal_mask_dropped(P, M):
+    """The causal mask dropped: the causal model is the non-causal one."""
+    acc = np.asarray(M["acc"])
+    acc[0] = acc[1]
+    M["acc"] = acc.tolist()
+    return M
+
+
+def _positions_left_on(P, M):
+    """The NoPE model keeps its sin/cos positions: its permutation gap is the control's."""
+    M["permutation_gap"] = M["permutation_gap_sin_cos"]
+    return M
+
+
+WRONG = [
+    ("sampler", "positions left unsorted", _unsorted_sampler,
+     ["sampler_mean_max_abs_z", "sampler_var_max_abs_z"]),
+    ("sampler", "pmf over {1..L}", _pmf_shifted, ["sampler_formula_exact"]),
+    ("even_pairs", "randomization switched off", _randomization_off,
+     ["randomized_at_60", "randomized_at_100", "gap_beyond_60_min"]),
+    ("even_pairs", "sin/cos stuck at chance", _sincos_plateau, ["sincos_in_distribution_min"]),
+    ("even_pairs", "sin/cos extrapolates", _sincos_extrapolates,
+     ["sincos_at_60", "sincos_at_80", "sincos_at_100", "gap_beyond_60_min"]),
+    ("nope", "non-causal model sees order", _noncausal_sees_order, ["nope_noncausal_below_bound"]),
+    ("nope", "causal mask dropped", _causal_mask_dropped, ["nope_causal_above_bound"]),
+    ("nope", "positions left on", _positions_left_on, ["nope_noncausal_permutation_invariance"]),
+]
+
+
+@pytest.mark.parametrize("part, description, perturb, must_fail", WRONG, ids=[w[1] for w in WRONG])
+def test_wrong_measurement_fails(part, description, perturb, must_fail):
+    wrong_measurement(CLAIM, part, perturb, must_fail)
+
+
+def test_every_evidence_check_can_fail():
+    assert_covered(CLAIM, WRONG)
+
+
+
+def test_sampler_measure_deterministic_and_seeded():
+    """Keys(0) gives the committed numbers again; Keys(1) other numbers."""
     cfg = lg.Config.quick()
-    mean, _, _ = lg.sampler_moments(jax.random.fold_in(jax.random.PRNGKey(0), 10_001),
-                                    cfg.sampler_n, cfg.max_pos, cfg.sampler_draws)
-    np.testing.assert_array_equal(mean, np.asarray(result["data"]["sampler"]["mean_emp"]))
+    a = as_json(sampler.measure(cfg, Keys(0).sub("sampler"), None))
+    c = as_json(sampler.measure(cfg, Keys(1).sub("sampler"), None))
+    assert a == committed(CLAIM)["data"]["sampler"]["measured"]         # computed in another process
+    assert a["mean"] != c["mean"] and a["exact"] == c["exact"]
 
 
-def test_run_deterministic_tiny():
-    """Two identical tiny runs give identical accuracies and losses."""
-    cfg = dataclasses.replace(lg.Config(), steps=4, batch=4, d_model=8, n_heads=2, d_ff=8,
-                              log_every=2, eval_batch=4, eval_chunk=4, eval_lengths=(3, 50))
-    variants = lg.VARIANTS[:2]
-    a = lg.train_and_eval(cfg, "even_pairs", "sin_cos", variants, 3, 1, 4, cfg.eval_lengths)
-    b = lg.train_and_eval(cfg, "even_pairs", "sin_cos", variants, 3, 1, 4, cfg.eval_lengths)
-    np.testing.assert_array_equal(a[0], b[0])
-    np.testing.assert_array_equal(a[1], b[1])
+# --- the task table (full preset only): judged on a synthetic table, no training --------------------
+TABLE_CFG = dataclasses.replace(lg.Config(), table_tasks=("parity_check", "reverse_string"), table_seeds=2)
 
 
-def test_table_smoke():
-    """The task-table path (full preset only) runs end to end on a tiny budget and is plotted."""
-    cfg = dataclasses.replace(lg.Config(), batch=4, d_model=8, n_heads=2, d_ff=8, log_every=2,
-                              eval_batch=4, eval_chunk=4, table_tasks=("parity_check", "binary_addition"),
-                              table_steps=4, table_seeds=2, table_eval_lengths=(41, 45))
-    data: dict = {}
-    checks = lg._table(cfg, 0, None, data)
-    assert [c.name for c in checks] == ["table_randomized_gain_positive", "table_parity_check_near_chance"]
-    rows = data["table"]["rows"]
-    assert [r["task"] for r in rows] == ["parity_check", "binary_addition"]
-    for r in rows:
-        assert 0 <= r["det_mean"] <= r["det_max"] <= 100 and 0 <= r["rnd_mean"] <= r["rnd_max"] <= 100
-        assert 0 <= r["det_in_dist"] <= 100 and 0 <= r["rnd_in_dist"] <= 100
-        acc = np.asarray(r["acc"])                                     # (variant, seed, length)
-        assert r["lengths"] == [20, 40, 41, 45] and acc.shape == (2, 2, 4)
-        # the score is the seed-max of the mean over the out-of-distribution lengths only
-        assert r["rnd_max"] == pytest.approx(100 * acc[1, :, 2:].mean(axis=1).max(), abs=0.01)
-        assert r["det_in_dist"] == pytest.approx(100 * acc[0, :, :2].mean(), abs=0.01)
-    assert data["table"]["paper_gain"] == 12.0 and data["table"]["paper_table_verified"] is False
-    md = lg.report_markdown({"data": data}).splitlines()
-    assert sum(line.startswith("| parity_check |") or line.startswith("| binary_addition |") for line in md) == 2
+def _synthetic_table_result() -> dict:
+    """A table result a correct run could give: parity near chance, reverse_string helped by randomization."""
+    cfg = TABLE_CFG
+    n_in, n_out = len(cfg.table_in_dist_lengths), len(cfg.table_eval_lengths)
+
+    def cell(in_dist, det, rnd):          # (2, S, E): deterministic, randomized
+        one = lambda out: [[in_dist] * n_in + [out + 0.01 * s] * n_out for s in range(cfg.table_seeds)]
+        return [one(det), one(rnd)]
+    M = {"lengths": list(cfg.table_in_dist_lengths + cfg.table_eval_lengths),
+         "acc": {"parity_check": {"sin_cos": cell(0.52, 0.50, 0.51)},
+                 "reverse_string": {"sin_cos": cell(1.0, 0.60, 0.90)}}}
+    return {"config": config_lib.describe(cfg),
+            "data": {"table": {"predicted": as_json(table.predict(cfg)), "measured": M}}}
+
+
+def _table_randomization_off(P, M):
+    for cells in M["acc"].values():
+        for acc in cells.values():
+            acc[1] = acc[0]
+    return M
+
+
+def _parity_solved(P, M):
+    for acc in M["acc"]["parity_check"].values():
+        acc[1] = [[1.0] * len(M["lengths"]) for _ in acc[1]]
+    return M
+
+
+TABLE_WRONG = [
+    ("table", "randomization switched off", _table_randomization_off, ["table_randomized_gain_positive"]),
+    ("table", "parity solved beyond the training lengths", _parity_solved, ["table_parity_check_near_chance"]),
+]
+
+
+def test_table_judge_passes_a_correct_table_and_fails_wrong_ones():
+    result = _synthetic_table_result()
+    checks = rejudge(CLAIM, result, "table")
+    assert list(checks) == ["table_randomized_gain_positive", "table_parity_check_near_chance"]
+    assert all(c.passed for c in checks.values())
+    for part, _, perturb, must_fail in TABLE_WRONG:
+        wrong_measurement(CLAIM, part, perturb, must_fail, result=result)
+    assert_covered(CLAIM, TABLE_WRONG, result={"checks": [c.to_json() for c in checks.values()]})
+
+
+def test_table_rows_figure_and_markdown():
+    """Rows, the six-panel figure and the Markdown table from a result's data alone."""
+    result = _synthetic_table_result()
+    P, M = result["data"]["table"]["predicted"], result["data"]["table"]["measured"]
+    rows = table.rows(P, M)
+    assert [r["task"] for r in rows] == ["parity_check", "reverse_string"]
+    r = rows[1]
+    assert r["det_max"] == pytest.approx(61.0) and r["rnd_mean"] == pytest.approx(90.5)
+    assert r["det_in_dist"] == pytest.approx(100.0) and r["diff_rnd"] == pytest.approx(91.0 - 95.0)
+    assert table.gains(rows)[0] == pytest.approx(np.mean([52.0 - 51.0, 91.0 - 61.0]))
+    md = lg.report_markdown(result).splitlines()
+    assert sum(line.startswith(("| parity_check |", "| reverse_string |")) for line in md) == 2
     assert any("Average gain" in line for line in md) and lg.report_markdown({"data": {}}) == ""
-    fig = lg.plot({"data": {"table": data["table"], **_tiny_even_pairs_data()}})
-    assert len(fig.axes) >= 6
+    data = {**committed(CLAIM)["data"], "table": result["data"]["table"]}
+    fig = lg.plot({"data": data})
+    assert len([a for a in fig.axes if a.get_visible()]) >= 6
     plt.close(fig)
 
 
-def _tiny_even_pairs_data() -> dict:
-    """The non-table part of a result's data, tiny, for drawing the figure without training."""
-    lengths = [10, 60]
-    return {"even_pairs": {"lengths": lengths, "train_max_len": 40, "variants": ["sin_cos", "randomized_sin_cos"],
-                           "acc": [[[1.0, 0.5]], [[1.0, 0.9]]], "steps": 4},
-            "sampler": {"k": [1, 2], "mean_pred": [1.0, 2.0], "mean_emp": [1.0, 2.0], "sd_pred": [1.0, 1.0],
-                        "sd_emp": [1.0, 1.0], "n": 2, "L": 8, "draws": 10}}
+# --- training (tiny) and the claim, quick preset -------------------------------------------------------
+TINY = dataclasses.replace(lg.Config(), steps=4, nope_steps=4, batch=4, d_model=8, n_heads=2, d_ff=8,
+                           log_every=2, eval_batch=4, eval_chunk=4, eval_lengths=(3, 50), nope_lengths=(3,),
+                           table_tasks=("parity_check", "binary_addition"), table_steps=4, table_seeds=2,
+                           table_eval_lengths=(41, 45))
+
+
+@pytest.mark.claim
+def test_training_deterministic_and_seeded():
+    """The even_pairs measurement: Keys(0) twice gives equal numbers, Keys(1) other numbers."""
+    a = as_json(even_pairs.measure(TINY, Keys(0).sub("even_pairs"), None))
+    b = as_json(even_pairs.measure(TINY, Keys(0).sub("even_pairs"), None))
+    c = as_json(even_pairs.measure(TINY, Keys(1).sub("even_pairs"), None))
+    assert a == b
+    assert a["loss"] != c["loss"]
+    assert np.asarray(a["acc"]).shape == (2, 1, len(TINY.lengths))
+
+
+@pytest.mark.claim
+def test_table_measure_smoke():
+    """The table part (full preset only) trains and evaluates on a tiny budget; its judge runs."""
+    M = as_json(table.measure(TINY, Keys(0).sub("table"), None))
+    assert M["lengths"] == [20, 40, 41, 45]
+    for name in TINY.table_tasks:
+        acc = np.asarray(M["acc"][name]["sin_cos"])                    # (variant, seed, length)
+        assert acc.shape == (2, 2, 4) and np.all((0 <= acc) & (acc <= 1))
+    checks = table.judge(TINY, as_json(table.predict(TINY)), M)
+    assert [c.name for c in checks] == ["table_randomized_gain_positive", "table_parity_check_near_chance"]
+
+
+QUICK_CHECKS = ["sampler_mean_max_abs_z", "sampler_var_max_abs_z", "sampler_formula_exact",
+                "sincos_in_distribution_min", "sincos_at_60", "sincos_at_80", "sincos_at_100",
+                "randomized_at_60", "randomized_at_100", "gap_beyond_60_min",
+                "nope_noncausal_below_bound", "nope_causal_above_bound",
+                "nope_noncausal_permutation_invariance"]
+
+
+@pytest.mark.claim
+def test_quick_preset(tmp_path):
+    result = run_claim(CLAIM, "quick", seed=0, out=tmp_path)
+    checks = assert_checks_pass(result, QUICK_CHECKS)
+    assert checks["sampler_formula_exact"]["error"] == 0.0
+    assert (tmp_path / "figures" / f"{CLAIM}.png").stat().st_size > 10_000
+    for part in ("even_pairs", "nope"):
+        M = result["data"][part]["measured"]
+        assert np.asarray(M["acc"]).shape == (2, 1, len(M["lengths"]))
 
 
 @pytest.mark.slow
 def test_full_preset(tmp_path):
-    result = run_claim("length_generalization", "full", seed=0, out=tmp_path)
+    result = run_claim(CLAIM, "full", seed=0, out=tmp_path)
     checks = {c["name"]: c for c in result["checks"]}
     assert "table_randomized_gain_positive" in checks
-    assert len(result["data"]["table"]["rows"]) == len(algorithmic.TASKS)
+    assert len(result["data"]["table"]["measured"]["acc"]) == len(algorithmic.TASKS)
     assert result["verdict"] == "pass", [n for n, c in checks.items() if not c["passed"]]

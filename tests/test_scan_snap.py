@@ -1,37 +1,32 @@
-"""Tests of the scan_snap claim: task, model, predictions, proofs, quick preset, bad input."""
+"""Tests of the scan_snap claim: task, model, predictions, proofs, the judges on wrong
+measurements, re-judging the committed result, determinism, bad input, the presets."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from claim_asserts import assert_checks_pass
+from claim_asserts import assert_checks_pass, assert_covered, wrong_measurement
 
-from experiments import scan_snap as exp
-from proofs.scan_snap import (prove_continuous_decoder_solves_ode, prove_decoder_gap_recursion,
-                              prove_eq129_constant, prove_ordering_invariant, prove_snap_point)
-from theory.models import yz_attention as sm
+import experiments.scan_snap as exp
+from experiments.scan_snap import runs
+from experiments.scan_snap.parts import fig6, scan
+from proofs import scan_snap as proofs
+from theory.engine.keys import Keys
 from theory.errors import SandboxError
-from theory.engine.precision import precision
-from theory.predictions import scan_snap as pred
 from theory.harness.runner import run_claim
-from theory.engine.sweep import run_keys, sweep
-from theory.tasks.next_token import (NextTokenTask, classes, counts_of, sample_counts,
-                                     sample_sequence)
+from theory.models import yz_attention as yz
+from theory.predictions import scan_snap as pred
+from theory.tasks.next_token import NextTokenTask, classes, counts_of, sample_counts, sample_sequence
 
-
-@pytest.fixture
-def x64():
-    with precision("float64"):
-        yield
+CLAIM = "scan_snap"
 
 
 # --- task ----------------------------------------------------------------------------------
-def test_worked_example(x64):
+def test_worked_example(f64):
     task = NextTokenTask(n_queries=1, next_per_query=2, n_common=1, n_distinct=2,
                          distinct_min=1.0, distinct_max=2.0)
     cls = classes(task)
@@ -43,7 +38,7 @@ def test_worked_example(x64):
     assert np.asarray(cls.distinct).sum(axis=1).tolist() == [2, 2]
 
 
-def test_default_task_matches_paper_code(x64):
+def test_default_task_matches_paper_code(f64):
     """Dataset2 defaults: M = 33 (queries and next tokens count), P(common) = 0.0645."""
     task = NextTokenTask()
     cls = classes(task)
@@ -56,7 +51,7 @@ def test_default_task_matches_paper_code(x64):
     assert ortho.P.shape == (2, 33) and float(ortho.P[0] @ ortho.P[1]) == 0.0
 
 
-def test_sequences_and_counts(x64):
+def test_sequences_and_counts(f64):
     cls = classes(NextTokenTask())
     key = jax.random.PRNGKey(3)
     seq = sample_sequence(key, cls, 64)
@@ -98,38 +93,38 @@ def _naive_forward(Y, Z, context, query):
     return np.array([sum(f[l] * Y[l, j] for l in range(M)) for j in range(M)])
 
 
-def test_forward_matches_naive_loop_and_counts(x64):
+def test_forward_matches_naive_loop_and_counts(f64):
     cls = classes(NextTokenTask())
-    params = sm.init_uniform(jax.random.PRNGKey(0), 33)
+    params = yz.init_uniform(jax.random.PRNGKey(0), 33)
     params = params._replace(Z=3.0 * params.Z)
     seq = sample_sequence(jax.random.PRNGKey(1), cls, 40)
-    logits, acts = sm.forward_tokens(params, seq.context, seq.query)
+    logits, acts = yz.forward_tokens(params, seq.context, seq.query)
     ref = _naive_forward(np.asarray(params.Y), np.asarray(params.Z), np.asarray(seq.context),
                          int(seq.query))
     np.testing.assert_allclose(logits, ref, rtol=0, atol=1e-13)
-    logits_c, _ = sm.forward_counts(params, counts_of(seq, 33).counts, seq.query)
+    logits_c, _ = yz.forward_counts(params, counts_of(seq, 33).counts, seq.query)
     np.testing.assert_allclose(logits_c, logits, rtol=0, atol=1e-13)
     assert acts.b.shape == (40,) and abs(float(jnp.linalg.norm(acts.f)) - 1) < 1e-14
 
 
-def test_population_gradient_is_lemma1(x64):
+def test_population_gradient_is_lemma1(f64):
     """dL/dY = -(1/K) sum_n f_n (e_n - alpha_n)^T  (Lemma 1 in the T -> inf limit)."""
     cls = classes(NextTokenTask())
-    params = sm.init_uniform(jax.random.PRNGKey(5), 33)
-    gY = jax.grad(sm.population_loss)(params, cls).Y
+    params = yz.init_uniform(jax.random.PRNGKey(5), 33)
+    gY = jax.grad(yz.population_loss)(params, cls.P, cls.query, cls.next).Y
     ref = np.zeros((33, 33))
     for n in range(2):
-        logits, acts = sm.forward_counts(params, cls.P[n], cls.query[n])
+        logits, acts = yz.forward_counts(params, cls.P[n], cls.query[n])
         alpha = np.asarray(jax.nn.softmax(logits))
         e = np.eye(33)[int(cls.next[n])]
         ref -= np.outer(np.asarray(acts.f), e - alpha) / 2
     np.testing.assert_allclose(gY, ref, rtol=0, atol=1e-14)
 
 
-def test_group_sgd_momentum_matches_torch_rule(x64):
-    params = sm.Params(jnp.ones((2, 2)), jnp.ones((2, 2)))
-    grads = [sm.Params(jnp.full((2, 2), g), jnp.full((2, 2), -g)) for g in (1.0, 2.0, 0.5)]
-    opt = sm.group_sgd(0.1, 0.01, momentum=0.9)
+def test_group_sgd_momentum_matches_torch_rule(f64):
+    params = yz.Params(jnp.ones((2, 2)), jnp.ones((2, 2)))
+    grads = [yz.Params(jnp.full((2, 2), g), jnp.full((2, 2), -g)) for g in (1.0, 2.0, 0.5)]
+    opt = yz.group_sgd(0.1, 0.01, momentum=0.9)
     state = opt.init(params)
     vY = vZ = 0.0
     Y = Z = 1.0
@@ -141,9 +136,9 @@ def test_group_sgd_momentum_matches_torch_rule(x64):
     np.testing.assert_allclose([params.Y[0, 0], params.Z[0, 0]], [Y, Z], rtol=1e-14)
 
 
-def test_distinct_entropy_initial_value(x64):
+def test_distinct_entropy_initial_value(f64):
     cls = classes(NextTokenTask())
-    H = sm.distinct_entropy(jnp.zeros((33, 33)), cls)
+    H = yz.distinct_entropy(jnp.zeros((33, 33)), cls.P, cls.query, cls.distinct)
     np.testing.assert_allclose(H, 2.151281720651836, rtol=1e-12)      # the paper's Fig. 6 start
     assert abs(pred.initial_entropy(10, 0.1, 1.0) - 2.151281720651836) < 1e-12
 
@@ -153,7 +148,7 @@ def test_snap_predictions():
     x = pred.snap_root(33)
     assert abs(math.exp(x) - 32 * x) < 1e-9 and abs(x - 5.0938) < 1e-4
     assert abs(pred.snap_loss(33) - 0.1792) < 1e-4
-    assert abs(pred.snap_time_times_eta(33, 2) - 19.697) < 1e-3          # research notes A.6
+    assert abs(pred.snap_time_times_eta(33, 2) - 19.697) < 1e-3
     h = pred.decoder_h_continuous(33, 0.7, np.array([0.0, 3.0, 40.0]))
     np.testing.assert_allclose(np.exp(33 * h) + 32 * 33 * h, 33 * 0.7 * np.array([0, 3, 40]) + 1,
                                rtol=1e-12)
@@ -168,69 +163,161 @@ def test_snap_predictions():
 
 
 def test_invariant_metric():
-    """spread = 0 for z on the invariant, about 9 for dz ~ P, about 99 for uniform dz (notes A.6)."""
+    """spread = 0 for z on the invariant, about 9 for dz ~ P, about 99 for uniform dz."""
     P = np.linspace(0.1, 1, 10) / 15.5
     z_top = 0.3
     z_inv = -0.5 * np.log1p(-(P / P[-1]) ** 2 * -np.expm1(-2 * z_top))
-    assert abs(exp.spread(z_inv, P)) < 1e-12
-    assert 8 < exp.spread(1e-4 * P / P[-1], P) < 10
-    assert 95 < exp.spread(np.full(10, 1e-4), P) < 100
+    assert abs(runs.invariant_spread(z_inv, P)) < 1e-12
+    assert abs(runs.rarest_over_invariant(z_inv, P) - 1.0) < 1e-12
+    assert 8 < runs.invariant_spread(1e-4 * P / P[-1], P) < 10
+    assert 95 < runs.invariant_spread(np.full(10, 1e-4), P) < 100
+
+
+def test_crossing_step():
+    """Interpolated crossing in steps; NaN when already below at step 0 or never below."""
     loss = np.array([1.0, 0.5, 0.2, 0.1])
-    assert exp.crossing_time(loss, 0.15) == pytest.approx(2.5)
-    assert math.isnan(exp.crossing_time(loss, 0.01))
+    assert runs.crossing_step(loss, 0.15) == pytest.approx(2.5)
+    assert runs.crossing_step(loss, 0.5) == 1.0
+    assert math.isnan(runs.crossing_step(loss, 0.01))
+    assert math.isnan(runs.crossing_step(loss, 2.0))
 
 
 # --- proofs --------------------------------------------------------------------------------
-@pytest.mark.parametrize("prove", [prove_decoder_gap_recursion, prove_continuous_decoder_solves_ode,
-                                   prove_snap_point, prove_ordering_invariant, prove_eq129_constant])
+@pytest.mark.parametrize("prove", proofs.ALL, ids=[f.__name__ for f in proofs.ALL])
 def test_proofs(prove):
     prove()
 
 
-# --- the claim -----------------------------------------------------------------------------
-CHECKS = ["decoder_loss_equals_lemma5", "snap_time_t0_eta_Y_0.5", "snap_time_t0_eta_Y_1",
-          "snap_time_t0_eta_Y_2", "snap_time_constant_orthogonal", "snap_time_constant_common",
-          "scan_signs_every_step", "invariant_spread_at_ratio_0.01",
-          "invariant_spread_monotone_in_ratio", "ordering_spearman_z_vs_P",
-          "zmax_decreases_with_eta_Y", "sampled_T1024_invariant_spread_vs_population",
-          "sampled_T128_rarest_token_breaks_invariant", "fig6_entropy_vs_paper",
-          "fig6_entropy_increases_with_eta_Y_over_eta_Z"]
+# --- the judges on wrong measurements (no training: the committed result) -------------------
+def _decoder_step_too_large(P, M):
+    """GD with step 1.2 eta_Y/K: the loss follows Lemma 5's recursion at 1.2 times the rate."""
+    K, steps = P["K"], len(M["decoder_loss"][0])
+    M["decoder_loss"] = [pred.decoder_loss(P["M"], pred.decoder_h_discrete(P["M"], 1.2 * e / K, steps - 1)).tolist()
+                         for e in P["eta_Y"]]
+    return M
 
 
-def test_quick_preset(tmp_path):
-    r = run_claim("scan_snap", "quick", seed=0, out=tmp_path)
-    checks = assert_checks_pass(r, CHECKS)
-    assert checks["decoder_loss_equals_lemma5"]["measured"] < 1e-12
-    assert abs(checks["snap_time_t0_eta_Y_1"]["measured"] - 19.7) < 2.0
-    assert checks["invariant_spread_at_ratio_0.01"]["measured"] < 0.05
-    assert (tmp_path / "results" / "scan_snap.json").is_file()
-    assert (tmp_path / "figures" / "scan_snap.png").is_file()
-    assert r["precision"] == "float64" and not jax.config.jax_enable_x64   # x64 scoped to the run
+def _snap_late(P, M):
+    """A decoder 1.3 times slower than the theory's: every snap 30% late."""
+    for k in ("t0_eta_orthogonal", "t0_eta_common"):
+        M[k] = [1.3 * v for v in M[k]]
+    return M
 
 
+def _snap_at_fixed_step(P, M):
+    """A snap at the same step whatever eta_Y (t0 not ~ 1/eta_Y): t0 eta_Y grows with eta_Y."""
+    for k in ("t0_eta_orthogonal", "t0_eta_common"):
+        M[k] = [v * e / P["eta_Y"][0] for v, e in zip(M[k], P["eta_Y"])]
+    return M
+
+
+def _common_tokens_grow(P, M):
+    """Attention that grows on the common tokens too (no scan away from them)."""
+    M["max_dz_common"] = abs(M["max_dz_common"])
+    return M
+
+
+def _no_time_scale_separation(P, M):
+    """The smallest ratio's run behaving as eta_Z = eta_Y: its spread that of the ratio-1 run."""
+    M["invariant_spread"][-1] = M["invariant_spread"][0]
+    return M
+
+
+def _adjacent_swap(P, M):
+    """Two adjacent distinct tokens of one class in the wrong order: Spearman 1 - 12/(n^3 - n)."""
+    n = exp.Config().n_distinct
+    M["spearman_min"] = 1.0 - 12.0 / (n ** 3 - n)
+    return M
+
+
+def _zmax_reversed(P, M):
+    """z_max growing with eta_Y (sparser attention for a faster decoder)."""
+    M["zmax"] = M["zmax"][::-1]
+    return M
+
+
+def _sampled_dz_proportional_to_P(P, M):
+    """Sampled runs whose attention grows as dz ~ P (not f^2): the spread of that pattern, about 9."""
+    cls = classes(exp.Config().task)
+    Pk = np.asarray(cls.P)[0][np.asarray(cls.distinct)[0]]
+    T_hi = max(M["spreads"], key=int)
+    M["spreads"][T_hi] = [runs.invariant_spread(1e-4 * Pk / Pk.max(), Pk)] * len(M["spreads"][T_hi])
+    return M
+
+
+def _rare_token_on_invariant(P, M):
+    """A sampled model at small T that behaves as T -> infinity: the rarest token on the invariant."""
+    T_lo = min(M["rare_over_invariant"], key=int)
+    M["rare_over_invariant"][T_lo] = [1.0] * len(M["rare_over_invariant"][T_lo])
+    return M
+
+
+def _attention_never_trained(P, M):
+    """Attention stuck at its starting point: every cell at the Z = 0 entropy."""
+    M["entropy"] = [[P["initial"]] * len(row) for row in M["entropy"]]
+    return M
+
+
+def _entropy_order_reversed(P, M):
+    """Entropy falling with eta_Y/eta_Z (each row's order reversed)."""
+    M["entropy"] = [row[::-1] for row in M["entropy"]]
+    return M
+
+
+WRONG = [
+    ("snap_time", "decoder step 1.2 eta_Y/K", _decoder_step_too_large, ["decoder_loss_equals_lemma5"]),
+    ("snap_time", "snap 30% late", _snap_late,
+     ["snap_time_t0_eta_y_0p5", "snap_time_t0_eta_y_1", "snap_time_t0_eta_y_2"]),
+    ("snap_time", "snap at a fixed step", _snap_at_fixed_step,
+     ["snap_time_constant_orthogonal", "snap_time_constant_common"]),
+    ("scan", "common tokens gain attention", _common_tokens_grow, ["scan_signs_every_step"]),
+    ("scan", "no time-scale separation", _no_time_scale_separation,
+     ["invariant_spread_at_ratio_0p01", "invariant_spread_monotone_in_ratio"]),
+    ("scan", "one adjacent swap of the ordering", _adjacent_swap, ["ordering_spearman_z_vs_p"]),
+    ("scan", "z_max increasing in eta_Y", _zmax_reversed, ["zmax_decreases_with_eta_y"]),
+    ("finite_T", "sampled attention grows as P", _sampled_dz_proportional_to_P,
+     ["sampled_t1024_invariant_spread_vs_population"]),
+    ("finite_T", "rare token on the invariant at small T", _rare_token_on_invariant,
+     ["sampled_t128_rarest_token_breaks_invariant"]),
+    ("fig6", "attention never trained", _attention_never_trained,
+     ["fig6_entropy_vs_paper", "fig6_entropy_increases_with_eta_y_over_eta_z"]),
+    ("fig6", "entropy falling in eta_Y/eta_Z", _entropy_order_reversed,
+     ["fig6_entropy_increases_with_eta_y_over_eta_z"]),
+]
+
+
+@pytest.mark.parametrize("part, what, perturb, must_fail", WRONG, ids=[w[1] for w in WRONG])
+def test_wrong_measurement_fails(part, what, perturb, must_fail):
+    wrong_measurement(CLAIM, part, perturb, must_fail)
+
+
+def test_every_evidence_check_can_fail():
+    assert_covered(CLAIM, WRONG)
+
+
+
+# --- training: seeds, a real failure, bad input ---------------------------------------------
 def _tiny(**kw) -> exp.Config:
     return dataclasses.replace(
         exp.Config(), snap_steps=60, scan_steps=200, invariant_step=100, order_step=200,
-        finite_T=(16, 64), finite_T_steps=40, finite_T_seeds=1, fig6_steps=5, seeds=2, batch=8, **kw)
+        invariant_ratios=(2.0, 1.0), order_eta_Y=(1.0, 2.0), finite_T=(16, 64), finite_T_steps=40,
+        finite_T_seeds=1, fig6_context=16, fig6_steps=5, fig6_eta_Z=(0.5,), fig6_ratios=(1.0, 2.0),
+        seeds=2, batch=8, **kw)
 
 
-def test_determinism_and_seed_dependence(x64):
-    """Same seed, same numbers; another seed, other sampled data (one compilation, reused)."""
-    run = functools.partial(exp._sampled_run, task=NextTokenTask(), T=16, batch=8, steps=5,
-                            momentum=0.9, random_init=True)
-    a = sweep(run, run_keys(0, 2), shard=False, eta_Y=1.0, eta_Z=0.5)
-    b = sweep(run, run_keys(0, 2), shard=False, eta_Y=1.0, eta_Z=0.5)
-    c = sweep(run, run_keys(1, 2), shard=False, eta_Y=1.0, eta_Z=0.5)
-    np.testing.assert_array_equal(a[0], b[0])
-    np.testing.assert_array_equal(a[1], b[1])
-    assert not np.array_equal(a[0], c[0])
-    assert not np.array_equal(a[0][0], a[0][1])                      # runs within a sweep differ
+def test_same_seed_same_numbers_other_seed_other_numbers(f64):
+    """The fig6 part (random init and sampled data): Keys(0) twice agree, Keys(1) differs."""
+    cfg = _tiny()
+    a, b, c = (fig6.measure(cfg, Keys(s).sub("fig6"), None) for s in (0, 0, 1))
+    np.testing.assert_array_equal(a["entropy"], b["entropy"])
+    assert not np.any(np.asarray(a["entropy"]) == np.asarray(c["entropy"]))
 
 
-def test_invariant_check_can_fail(x64):
-    """At eta_Z = eta_Y the invariant is far off: the check must report it."""
-    checks, _ = exp.measure(_tiny(invariant_ratios=(2.0, 1.0), sampled=False), 0, 1, None)
-    c = {x.name: x for x in checks}["invariant_spread_at_ratio_1"]
+def test_invariant_check_fails_without_time_scale_separation(f64):
+    """A real model at eta_Z = eta_Y: the invariant is far off and the check reports it."""
+    cfg = _tiny()
+    M = scan.measure(cfg, Keys(0).sub("scan"), None)
+    c = {x.name: x for x in scan.judge(cfg, scan.predict(cfg), M)}["invariant_spread_at_ratio_1"]
     assert not c.passed and c.measured > 0.05
 
 
@@ -240,13 +327,35 @@ def test_invariant_check_can_fail(x64):
 def test_bad_input_raises_before_training(tmp_path, monkeypatch, override):
     def boom(*a, **k):
         raise AssertionError("training started")
-    monkeypatch.setattr(exp, "train", boom)
+    monkeypatch.setattr(runs, "train", boom)
     with pytest.raises(SandboxError):
-        run_claim("scan_snap", "quick", out=tmp_path, overrides=[override])
+        run_claim(CLAIM, "quick", out=tmp_path, overrides=[override])
     assert not (tmp_path / "results" / "scan_snap.json").exists()
+
+
+# --- the presets ----------------------------------------------------------------------------
+CHECKS = ["decoder_loss_equals_lemma5", "snap_time_t0_eta_y_0p5", "snap_time_t0_eta_y_1",
+          "snap_time_t0_eta_y_2", "snap_time_constant_orthogonal", "snap_time_constant_common",
+          "scan_signs_every_step", "invariant_spread_at_ratio_0p01",
+          "invariant_spread_monotone_in_ratio", "ordering_spearman_z_vs_p",
+          "zmax_decreases_with_eta_y", "sampled_t1024_invariant_spread_vs_population",
+          "sampled_t128_rarest_token_breaks_invariant", "fig6_entropy_vs_paper",
+          "fig6_entropy_increases_with_eta_y_over_eta_z"]
+
+
+@pytest.mark.claim
+def test_quick_preset(tmp_path):
+    r = run_claim(CLAIM, "quick", seed=0, out=tmp_path)
+    checks = assert_checks_pass(r, CHECKS)
+    assert checks["decoder_loss_equals_lemma5"]["measured"] < 1e-12
+    assert abs(checks["snap_time_t0_eta_y_1"]["measured"] - 19.7) < 2.0
+    assert checks["invariant_spread_at_ratio_0p01"]["measured"] < 0.05
+    assert (tmp_path / "results" / "scan_snap.json").is_file()
+    assert (tmp_path / "figures" / "scan_snap.png").is_file()
+    assert r["precision"] == "float64" and not jax.config.jax_enable_x64   # x64 scoped to the run
 
 
 @pytest.mark.slow
 def test_full_preset(tmp_path):
-    r = run_claim("scan_snap", "full", seed=0, out=tmp_path)
+    r = run_claim(CLAIM, "full", seed=0, out=tmp_path)
     assert r["verdict"] == "pass", [c for c in r["checks"] if not c["passed"]]

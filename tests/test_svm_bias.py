@@ -1,7 +1,9 @@
-"""Tests of claim `svm_bias`: task, model, pairwise softmax gradient, SVM solvers, proofs, the
-quick preset end to end, and bad input (Tarzanagh, Li, Thrampoulidis & Oymak 2023)."""
+"""Tests of claim `svm_bias`: task, model, pairwise softmax gradient, SVM solvers, proofs, bad
+input, the parts' determinism, judges fed wrong measurements, and the quick preset end to end
+(Tarzanagh, Li, Thrampoulidis & Oymak 2023)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -9,20 +11,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from claim_asserts import assert_covered, committed, wrong_measurement
 
-from theory.models import single_attention as sa
+import experiments.svm_bias as exp
+from experiments.svm_bias import common
+from experiments.svm_bias.parts import w_ngd
+from theory import metrics
+from theory.engine.keys import Keys
 from theory.errors import SandboxError
-from theory.engine.precision import precision
-from theory.predictions import svm_bias as svm
 from theory.harness.runner import build_config, run_claim
-from theory.tasks.token_selection import (Instance, optimal_tokens, sample_instance,
-                                          token_scores)
+from theory.models import single_attention as sa
+from theory.predictions import svm_bias as svm
+from theory.tasks.token_selection import Instance, optimal_tokens, sample_instance, token_scores
 
-
-@pytest.fixture(autouse=True)
-def _x64():
-    with precision("float64"):
-        yield
+CLAIM = "svm_bias"
+pytestmark = pytest.mark.usefixtures("f64")
 
 
 def _np(inst):
@@ -140,7 +143,7 @@ def test_frobenius_svm_kkt_and_independent_primal_solver():
                                 options={"ftol": 1e-14, "maxiter": 500})
     assert r.success
     np.testing.assert_allclose(np.linalg.norm(r.x), sol.objective, rtol=1e-6)
-    assert svm.numerical_rank(sol.W, 1e-7) == 6
+    assert metrics.numerical_rank(sol.W, 1e-7) == 6
     assert svm.is_locally_optimal(sol, np.asarray(token_scores(Instance(*map(jnp.asarray, inst)))), o)
 
 
@@ -190,18 +193,19 @@ def test_proofs(name):
                                       "gap_stop=800", "sweep_ds=(8,4)", "seeds=0"])
 def test_bad_config_raises_before_training(override):
     with pytest.raises(SandboxError):
-        build_config("svm_bias", "quick", [override])
+        build_config(CLAIM, "quick", [override])
 
 
 def test_d1_infeasible_gives_one_clear_error(tmp_path):
     with pytest.raises(SandboxError, match="infeasible"):
-        run_claim("svm_bias", "quick", overrides=["d=1"], out=tmp_path)
+        run_claim(CLAIM, "quick", overrides=["d=1"], out=tmp_path)
     assert not (tmp_path / "results" / "svm_bias.json").exists()
 
 
 def test_zero_padding_of_the_d_sweep_is_exact():
     """The d-sweep trains every d in one compile by zero-padding tokens to d_max: the padded
-    gradient must be the unpadded gradient in the top-left block and zero elsewhere."""
+    gradient must be the unpadded gradient in the top-left block and zero elsewhere, and the
+    padded init must vanish outside that block."""
     inst = sample_instance(jax.random.PRNGKey(0), 6, 8, 4)
     W = 0.3 * jax.random.normal(jax.random.PRNGKey(1), (4, 4))
     pad = Instance(jnp.pad(inst.X, ((0, 0), (0, 0), (0, 6))), inst.Y,
@@ -211,74 +215,226 @@ def test_zero_padding_of_the_d_sweep_is_exact():
     assert float(abs(L - Lp)) < 1e-15
     np.testing.assert_allclose(gp.W[:4, :4], g.W, rtol=1e-13, atol=1e-16)
     assert float(jnp.max(jnp.abs(gp.W[4:, :]))) == 0.0 and float(jnp.max(jnp.abs(gp.W[:, 4:]))) == 0.0
+    W0 = np.asarray(common.init_params(jax.random.PRNGKey(2), 10, 4, 1, "W", jnp.float64).W)
+    assert np.all(W0[4:, :] == 0) and np.all(W0[:, 4:] == 0)
+    assert 0 < np.abs(W0[:4, :4]).max() <= 0.5          # U(-1/sqrt(4), 1/sqrt(4)) on the block
 
 
-def test_training_is_deterministic():
-    import functools
+def test_same_seed_same_numbers_other_seed_other_numbers():
+    """The w_ngd part (instances, init, training): Keys(0) twice agree, Keys(1) differs."""
+    cfg = dataclasses.replace(exp.Config(), n=3, T=4, d=4, seeds=2, steps=40, log_every=20,
+                              naive_control=False)
+    a, b, c = (w_ngd.measure(cfg, Keys(s).sub("w_ngd"), None) for s in (0, 0, 1))
+    for k in ("final_logits", "cos_frob_final", "grad_rel_error"):
+        np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]))
+        assert not np.any(np.asarray(a[k]) == np.asarray(c[k])), k
 
-    from experiments import svm_bias as E
-    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(0), i))(jnp.arange(2))
-    fn = functools.partial(E._run, n=3, T=4, d=4, m=4, kind="W", optimizer="normalized_gd",
-                           readout="pairwise", eta=0.1, steps=40, log_every=20, gap_stop=600.0,
-                           log_weights=False, progress=None)
-    a = jax.jit(jax.vmap(fn))(keys)[0]
-    b = jax.jit(jax.vmap(fn))(keys)[0]
-    assert np.array_equal(np.asarray(a), np.asarray(b))
+
+# --- judges fed wrong measurements (no training: the committed result's data) --------------------
+def _instance_infeasible(P, M):
+    """A degenerate instance (e.g. tokens on a line): Att-SVM(opt) reports infeasible."""
+    M["svm_opt_status"][0] = "infeasible"
+    return M
+
+
+def _pairwise_grad_off_by_1pct(P, M):
+    """A custom backward pass scaled by 1.01: relative error 0.01 against autodiff at init."""
+    M["grad_rel_error"] = [0.01] * len(M["grad_rel_error"])
+    return M
+
+
+def _stopped_after_first_log(P, M):
+    """Training stopped after log_every steps: every final cosine is the first logged mean."""
+    M["cos_frob_final"] = [M["cos_frob_traj_mean"][0]] * len(M["cos_frob_final"])
+    return M
+
+
+def _W_100x_smaller(P, M):
+    """W 100 times smaller (an early iterate): logits / 100, the softmax no longer saturates."""
+    M["final_logits"] = (np.asarray(M["final_logits"]) / 100).tolist()
+    return M
+
+
+def _non_locally_optimal_selection(P, M):
+    """One run stuck at a selection whose support tokens outscore the selected one."""
+    M["selection_locally_optimal"][0] = False
+    return M
+
+
+def _control_with_pairwise_gradient(P, M):
+    """The 'naive' control ran with the pairwise gradient: the same cosines as the main run."""
+    M["naive"]["cos_frob_final"] = list(M["cos_frob_final"])
+    return M
+
+
+def _KQ_behaves_like_W(P, M):
+    """K Q^T converging like W (to the Frobenius SVM): the W runs' cosines and nuclear ratios."""
+    for what in ("cos_frob_final", "cos_nuclear_final", "nuclear_ratio"):
+        M[f"KQ_{what}"] = list(M[f"W_{what}"])
+    return M
+
+
+def _frobenius_rank_one_short(P, M):
+    """A Frobenius solver that loses one rank (e.g. drops its last support sequence)."""
+    rows = np.asarray(M["rank_rows"])
+    feasible = rows[:, 1] == 1
+    rows[feasible, 2] -= 1
+    M["rank_rows"] = rows.tolist()
+    M["main_rank_F"] = [r - 1 for r in M["main_rank_F"]]
+    return M
+
+
+def _nuclear_returns_frobenius(P, M):
+    """A nuclear solver that returns the Frobenius solution: full rank min(n, d)."""
+    M["main_rank_N"] = list(M["main_rank_F"])
+    return M
+
+
+def _other_token(opt: np.ndarray) -> np.ndarray:
+    """A token other than opt in every sequence (token 1 where opt is 0, else token 0)."""
+    return np.where(opt == 0, 1, 0)
+
+
+def _always_another_token(P, M):
+    """A model that never selects opt (a fixed other token): no run reaches the global opt."""
+    M["selected"] = _other_token(np.asarray(M["opt"])).tolist()
+    return M
+
+
+def _no_gain_from_d(P, M):
+    """Over-parameterisation does not help: at every d as many runs reach opt as at the first d."""
+    opt = np.asarray(M["opt"])                                                     # (D, I, n)
+    hits = int(np.all(np.asarray(M["selected"])[0] == opt[0], axis=-1).sum())
+    sel = _other_token(opt)
+    sel[:, :hits] = opt[:, :hits]
+    M["selected"] = sel.tolist()
+    return M
+
+
+def _path_reversed_in_R(P, M):
+    """A path that turns away from W^mm_opt as R grows (a sign error): cosines reversed in R."""
+    M["path_cos"] = [row[::-1] for row in M["path_cos"]]
+    return M
+
+
+def _path_keeps_gd_selection(P, M):
+    """A path that only follows GD's solution: it selects opt exactly where GD did."""
+    M["path_selects_opt"] = list(M["gd_selects_opt"])
+    return M
+
+
+def _norm_grows_like_sqrt_k(P, M):
+    """||W(k)|| ~ sqrt k (not log k): same final norm, increments ratio sqrt 10 per decade."""
+    k = np.asarray(M["plain_steps"], dtype=float)
+    M["plain_norm_mean"] = (M["plain_norm_mean"][-1] * np.sqrt(k / k[-1])).tolist()
+    return M
+
+
+def _plain_as_fast_as_ngd(P, M):
+    """Plain GD turning as fast as normalized GD: its cosines are NGD's at the same step."""
+    M["plain_cos_frob_traj_mean"] = np.interp(M["plain_steps"], M["ngd_steps"],
+                                              M["ngd_cos_frob_traj_mean"]).tolist()
+    return M
+
+
+WRONG = [
+    ("w_ngd", "degenerate instance, SVM infeasible", _instance_infeasible, ["all_instances_svm_feasible"]),
+    ("w_ngd", "pairwise gradient off by 1%", _pairwise_grad_off_by_1pct,
+     ["pairwise_grad_vs_autodiff_rel_error"]),
+    ("w_ngd", "training stopped after the first log", _stopped_after_first_log,
+     ["w_ngd_cos_frob_mean", "w_ngd_cos_frob_min"]),
+    ("w_ngd", "W 100x smaller", _W_100x_smaller, ["w_ngd_softmax_mass_selected_min"]),
+    ("w_ngd", "a non-locally-optimal selection", _non_locally_optimal_selection,
+     ["w_ngd_selection_locally_optimal"]),
+    ("w_ngd", "control ran with the pairwise gradient", _control_with_pairwise_gradient,
+     ["control_naive_grad_worse"]),
+    ("kq_ngd", "K Q^T behaves like W", _KQ_behaves_like_W,
+     ["kq_ngd_cos_nuclear_mean", "kq_ngd_cos_frob_mean", "kq_nuclear_norm_over_margin_ratio",
+      "w_prefers_frob_kq_prefers_nuclear"]),
+    ("svm_ranks", "Frobenius solution one rank short", _frobenius_rank_one_short,
+     ["rank_frob_equals_min_n_d", "rank_frob_equals_min_supported_seqs_d"]),
+    ("svm_ranks", "nuclear solver returns the Frobenius solution", _nuclear_returns_frobenius,
+     ["rank_nuclear_below_frob", "rank_nuclear_mean_about_n_over_2"]),
+    ("overparameterisation", "never the opt token", _always_another_token,
+     ["global_fraction_d4", "global_fraction_d32", "global_fraction_rises_with_d"]),
+    ("overparameterisation", "no gain from d", _no_gain_from_d,
+     ["global_fraction_d32", "global_fraction_rises_with_d"]),
+    ("regularization_path", "path reversed in R", _path_reversed_in_R,
+     ["path_cos_opt_at_rmax_mean", "path_cos_rises_with_r"]),
+    ("regularization_path", "path keeps GD's selection", _path_keeps_gd_selection,
+     ["path_selects_opt_where_gd_local"]),
+    ("plain_gd", "norm grows like sqrt k", _norm_grows_like_sqrt_k, ["plain_gd_norm_grows_like_log_k"]),
+    ("plain_gd", "plain GD as fast as NGD", _plain_as_fast_as_ngd, ["plain_gd_slower_than_ngd"]),
+]
+
+
+@pytest.mark.parametrize("part, what, perturb, must_fail", WRONG, ids=[w[1] for w in WRONG])
+def test_wrong_measurement_fails(part, what, perturb, must_fail):
+    wrong_measurement(CLAIM, part, perturb, must_fail)
+
+
+def test_every_evidence_check_can_fail():
+    assert_covered(CLAIM, WRONG)
+
+
+
+def test_parts_are_independent_streams():
+    """Every part draws from its own named streams; no offsets, no stream shared between parts."""
+    streams = committed(CLAIM)["streams"]
+    assert {s.split("/")[0] for s in streams} == {p.name for p in exp.PARTS}
+    assert "w_ngd/instances" in streams and "kq_ngd/init_KQ" in streams
 
 
 # --- the quick preset end to end -----------------------------------------------------------------
 QUICK_CHECKS_THAT_HOLD = [
     "all_instances_svm_feasible", "svm_kkt_max_residual", "pairwise_grad_vs_autodiff_rel_error",
-    "W_NGD_cos_Frob_mean", "W_NGD_cos_Frob_min", "W_NGD_softmax_mass_selected_min",
-    "W_NGD_selection_locally_optimal", "KQ_NGD_cos_nuclear_mean", "KQ_NGD_cos_Frob_mean",
-    "KQ_nuclear_norm_over_margin_ratio", "W_prefers_Frob_KQ_prefers_nuclear",
-    "nuclear_certificate_rel_gap_max", "rank_Frob_at_most_min_n_d",
-    "rank_Frob_equals_min_supported_seqs_d", "rank_nuclear_below_Frob",
-    "rank_nuclear_mean_about_n_over_2", "global_fraction_d4", "global_fraction_d32",
-    "global_fraction_rises_with_d", "path_cos_opt_at_Rmax_mean", "path_cos_rises_with_R",
-    "path_selects_opt_where_GD_local", "plain_GD_norm_grows_like_log_k", "plain_GD_slower_than_NGD",
+    "w_ngd_cos_frob_mean", "w_ngd_cos_frob_min", "w_ngd_softmax_mass_selected_min",
     "control_naive_grad_worse",
+    "kq_ngd_cos_nuclear_mean", "kq_ngd_cos_frob_mean", "kq_nuclear_norm_over_margin_ratio",
+    "w_prefers_frob_kq_prefers_nuclear", "nuclear_certificate_rel_gap_max",
+    "rank_frob_at_most_min_n_d", "rank_frob_equals_min_supported_seqs_d", "rank_nuclear_below_frob",
+    "rank_nuclear_mean_about_n_over_2", "global_fraction_d4", "global_fraction_d32",
+    "global_fraction_rises_with_d", "path_cos_opt_at_rmax_mean", "path_cos_rises_with_r",
+    "path_selects_opt_where_gd_local", "plain_gd_norm_grows_like_log_k", "plain_gd_slower_than_ngd",
 ]
 
-
-@pytest.fixture(scope="module")
-def quick_result(tmp_path_factory):
-    out = tmp_path_factory.mktemp("svm_bias")
-    with precision("float64"):
-        result = run_claim("svm_bias", "quick", seed=0, out=out)
-    return result, out
-
-
-# The issue's "rank W^mm_F = min(n, d) whenever feasible" does NOT hold on every instance: at
-# seed 0, 4 of 144 feasible rank-panel instances (d = 6, 8) have rank 5 < 6, each because one
-# sequence has all its SVM constraints slack (no support token), so its term u_i z_i^T vanishes.
-# Verified independently (SLSQP on the primal gives the same optimum and rank). The check stays at
-# the issue's statement and reports passed: false; the refined statement is asserted instead.
-DOCUMENTED_FAILING = {"rank_Frob_equals_min_n_d"}
+# "rank W^mm_F = min(n, d) whenever feasible" does NOT hold on every instance: a sequence whose SVM
+# constraints are all slack (no support token) contributes u_i = 0 to W^mm = sum_i u_i z_i^T, so the
+# rank drops below min(n, d) (a few percent of the instances at d = 6, 8). The check keeps that
+# statement and reports passed: false; the refined statement (min(#supported sequences, d)) passes.
+#
+# "every selection GD reaches is locally optimal" is a statement about the limit of normalized GD.
+# At the authors' 2000 steps one of the 20 seed-0 runs (run 7) has not converged yet (smallest
+# logit gap 63, below gap_stop = 600) and selects a token that a support token outscores; trained
+# longer (10^4 steps) the same run switches to a locally optimal selection. The quick preset keeps
+# the authors' step count, so the check reports 19/20 at seed 0 (and at seed 1), 20/20 at seed 2.
+DOCUMENTED_FAILING = {"rank_frob_equals_min_n_d", "w_ngd_selection_locally_optimal"}
 
 
-def test_quick_preset_checks(quick_result):
-    result, out = quick_result
+def _assert_quick_result(result, out):
     checks = {c["name"]: c for c in result["checks"]}
     assert set(QUICK_CHECKS_THAT_HOLD) | DOCUMENTED_FAILING == set(checks)
     failing = {n: (checks[n]["predicted"], checks[n]["measured"]) for n in QUICK_CHECKS_THAT_HOLD
                if not checks[n]["passed"]}
     assert not failing, failing
-    rank = checks["rank_Frob_equals_min_n_d"]
-    rows = np.asarray(result["data"]["rank_rows"]).reshape(-1, 5)
+    rows = np.asarray(result["data"]["svm_ranks"]["measured"]["rank_rows"]).reshape(-1, 5)
     feas = rows[rows[:, 1] == 1]
-    exceptions = feas[feas[:, 2] != np.minimum(result["data"]["n"], feas[:, 0])]
-    assert rank["passed"] == (len(exceptions) == 0)
-    assert np.all(exceptions[:, 4] < result["data"]["n"])   # each exception: a sequence without support
-    assert result["verdict"] == ("pass" if rank["passed"] else "fail")
+    exceptions = feas[feas[:, 2] != np.minimum(result["config"]["n"], feas[:, 0])]
+    assert np.all(exceptions[:, 4] < result["config"]["n"])   # each exception: a sequence without support
+    assert result["verdict"] == ("pass" if all(checks[n]["passed"] for n in DOCUMENTED_FAILING) else "fail")
     on_disk = json.loads((out / "results" / "svm_bias.json").read_text())
     assert on_disk["verdict"] == result["verdict"] and on_disk["precision"] == "float64"
     assert (out / "figures" / "svm_bias.png").stat().st_size > 10_000
 
 
+@pytest.mark.claim
+def test_quick_preset_checks(tmp_path):
+    _assert_quick_result(run_claim(CLAIM, "quick", seed=0, out=tmp_path), tmp_path)
+
+
 @pytest.mark.slow
 def test_full_preset(tmp_path):
-    result = run_claim("svm_bias", "full", seed=0, out=tmp_path)
+    result = run_claim(CLAIM, "full", seed=0, out=tmp_path)
     failing = [c["name"] for c in result["checks"] if not c["passed"]]
     assert set(failing) <= DOCUMENTED_FAILING, failing
     assert result["verdict"] == ("pass" if not failing else "fail")

@@ -85,7 +85,10 @@ def _dispatch(args) -> int:
         from theory import bench
         bench.main(quick=args.quick)
         return 0
-    from theory.harness import registry as claims, report, runner
+    from theory.engine.cache import enable_persistent_cache
+    from theory.harness import registry as claims
+    from theory.harness import report, runner
+    enable_persistent_cache()            # theory/engine/cache.py (SANDBOX_NO_COMPILE_CACHE=1: off)
     if args.cmd == "list":
         for spec in claims.CLAIMS.values():
             print(f"{spec.name}\n    {spec.statement}\n    paper: {spec.paper}")

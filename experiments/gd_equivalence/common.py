@@ -117,14 +117,23 @@ def sensitivity_cosines(f, g, Zs: jax.Array) -> jax.Array:
     return jax.vmap(one)(Zs)
 
 
+@functools.partial(jax.jit, static_argnames=("n_ctx", "depth_a", "depth_b"))
+def _mean_cosine(params_a, params_b, Zs, n_ctx: int, depth_a: int | None, depth_b: int | None):
+    return jnp.mean(sensitivity_cosines(predictor(params_a, n_ctx, depth_a),
+                                        predictor(params_b, n_ctx, depth_b), Zs))
+
+
+def mean_cosine(params_a, params_b, Zs: jax.Array, n_ctx: int, depth_a: int | None = None,
+                depth_b: int | None = None) -> float:
+    """vO's model cosine: the mean over Zs of cos(d y_hat_a / d x_q, d y_hat_b / d x_q) of two
+    models (LSA weights at a depth, or a softmax head), jitted once per model pair's structure."""
+    return float(_mean_cosine(params_a, params_b, Zs, n_ctx, depth_a, depth_b))
+
+
+@functools.partial(jax.jit, static_argnames=("task", "n_ctx", "n"))
 def sensitivity_tokens(key: jax.Array, task: RegressionTask, n_ctx: int, n: int) -> jax.Array:
     """n held-out token matrices (n, N + 1, d + 1) for sensitivity cosines."""
     return jax.vmap(tokens)(sample_batch(key, task, n_ctx, n))
-
-
-def mean_cosine(f, g, Zs: jax.Array) -> float:
-    """The mean sensitivity cosine of predictors f and g over Zs."""
-    return float(jnp.mean(sensitivity_cosines(f, g, Zs)))
 
 
 def learned_preconditioner(W_KQ, W_PV) -> np.ndarray:

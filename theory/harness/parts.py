@@ -6,13 +6,29 @@
 
 P and M are plain dicts of JSON values (numbers, strings, lists, nested dicts). Whatever predict
 and measure return (numpy or JAX arrays included) is converted to JSON values before the judge
-sees it, so a judge reads exactly what the result file will hold. The runner stores them in the result as `data[part] = {"predicted": P,
-"measured": M}`, so the figure is drawn from the result file alone and a judge can be fed a
-perturbed measurement in a test without any training (`tests/test_<claim>.py`).
+sees it, so a judge reads exactly what the result file will hold. The runner stores them in the
+result as `data[part] = {"predicted": P, "measured": M}`, so the figure is drawn from the result
+file alone and a judge can be fed a perturbed measurement in a test without any training
+(`tests/test_<claim>.py`).
 
 `keys` handed to `measure` is the part's own stream `Keys(seed).sub(part.name)`; a part never
-reads another part's state. `enabled(cfg)` lets a config leave a part out (e.g. an empty grid).
-`precision` runs the part under float64 when the part needs it (the claim's default otherwise).
+reads another part's state.
+
+Theory conditional on a random problem. Some predictions hold for a sampled problem: a training
+set, a teacher, a token-selection instance (e.g. the greedy saddle-to-saddle stages of a drawn
+regression data set). Such a part declares
+
+    draw(cfg, keys) -> problem            the random problem only, from the stream "<part>/problem";
+                                          no training, nothing learned
+    predict(cfg, problem) -> P            theory given the problem (still no training)
+    measure(cfg, keys, progress, problem) -> M   training and evaluation on the same problem
+
+so the seed varies the problem as well as the training, and the prediction stays free of anything
+learned. (A reference that depends on what training produced, e.g. the max-margin SVM of the tokens
+GD selected, is part of the measurement: it is computed in `measure` and named as conditional.)
+
+`enabled(cfg)` lets a config leave a part out (e.g. an empty grid). `precision` runs the part
+under float64 when the part needs it (the claim's default otherwise).
 """
 from __future__ import annotations
 
@@ -36,6 +52,7 @@ class Part:
     judge: Callable[[Any, dict, dict], list[Check]]
     enabled: Callable[[Any], bool] = _always
     precision: str | None = None
+    draw: Callable[[Any, Keys], Any] | None = None
 
 
 def run_parts(parts: Sequence[Part], cfg: Any, keys: Keys, progress: str | None = None
@@ -47,8 +64,7 @@ def run_parts(parts: Sequence[Part], cfg: Any, keys: Keys, progress: str | None 
         if not part.enabled(cfg):
             continue
         with _maybe_precision(part.precision):
-            P = as_json(part.predict(cfg))
-            M = as_json(part.measure(cfg, keys.sub(part.name), progress and f"{progress}: {part.name}"))
+            P, M = _predict_measure(part, cfg, keys.sub(part.name), progress and f"{progress}: {part.name}")
         checks += in_part(part.judge(cfg, P, M), part.name)
         data[part.name] = {"predicted": P, "measured": M}
     names = [c.name for c in checks]
@@ -56,6 +72,14 @@ def run_parts(parts: Sequence[Part], cfg: Any, keys: Keys, progress: str | None 
     if duplicated:
         raise ValueError(f"check names repeat: {duplicated}")
     return checks, data
+
+
+def _predict_measure(part: Part, cfg: Any, keys: Keys, progress: str | None) -> tuple[dict, dict]:
+    if part.draw is None:
+        return as_json(part.predict(cfg)), as_json(part.measure(cfg, keys, progress))
+    problem = part.draw(cfg, keys.sub("problem"))
+    return (as_json(part.predict(cfg, problem)),
+            as_json(part.measure(cfg, keys, progress, problem)))
 
 
 def judge_part(parts: Sequence[Part], name: str, cfg: Any, data: dict) -> list[Check]:

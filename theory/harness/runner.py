@@ -8,13 +8,21 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from theory.harness import registry as claims, config as config_lib
-from theory.errors import SandboxError
 from theory.engine.keys import Keys
 from theory.engine.precision import precision
+from theory.errors import SandboxError
+from theory.harness import config as config_lib
+from theory.harness import registry as claims
 from theory.harness.parts import run_parts
-from theory.harness.results import (SCHEMA_VERSION, as_json, git_revision, package_versions,
-                                    read_result, verdict, write_json_atomic)
+from theory.harness.results import (
+    SCHEMA_VERSION,
+    as_json,
+    git_revision,
+    package_versions,
+    read_result,
+    verdict,
+    write_json_atomic,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 PRESETS = ("quick", "full")

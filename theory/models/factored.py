@@ -7,15 +7,17 @@ incremental (Saxe et al. 2014; Boix-Adsera et al. 2023):
                  targets y = M x, the population loss is  L = 1/2 ||W2 W1 - M||_F^2.
 * `DiagLinear`   diagonal linear regression, w = u * v (elementwise);  L = 1/(2N) ||X w - y||^2.
 * `DiagAttention` one attention head with diagonal weights, the toy model of Boix-Adsera et al.:
-                 a = w_K * w_Q (so W_KQ = W_K W_Q^T = diag(a)), b = w_V * w_O (W_V W_O^T = diag(b)),
+                 a = w_K * w_Q (so W_KQ = W_K W_Q^T = diag(a)), b = w_V * w_O (W_PV = W_O W_V^T = diag(b)),
                  F(X) = softmax_rows(X diag(a) X^T) X diag(b).
 * `AttentionHead` the same head with full matrices W_K, W_Q, W_V, W_O (d, m).
 
-Attention follows the sandbox convention of `theory.models` (its __init__) tokens are the rows of X (T, d), the
-score of query token i on key token j is s_ij = x_j^T W_KQ x_i with W_KQ = W_K W_Q^T, so the score
-matrix is S = X W_KQ^T X^T = X W_Q W_K^T X^T (softmax over keys j, i.e. along rows). The value
-written into token i is sum_j A_ij W_PV x_j with W_PV = W_O W_V^T, i.e. rows F = A X W_V W_O^T.
-For diagonal weights both W_KQ and W_PV are diagonal and the orientation does not matter.
+Attention follows the matrix convention of `theory.models` (its __init__): tokens are the rows of
+X (T, d); the score of query token i on key token j is s_ij = x_j^T W_KQ x_i with W_KQ = W_K W_Q^T,
+so the score matrix is S = X W_KQ^T X^T = X W_Q W_K^T X^T (softmax over keys j, along rows). The
+value written into token i is f_i = sum_j A_ij W_PV x_j with W_PV = W_O W_V^T, i.e. in rows
+F = A X W_PV^T = A X W_V W_O^T. For diagonal weights W_KQ and W_PV are diagonal, so the
+orientation does not matter there; for the full head it does (tests/test_rank_growth.py checks
+both against naive loops).
 """
 from __future__ import annotations
 
@@ -66,7 +68,7 @@ class DiagAttention(NamedTuple):
     w_K: jax.Array  # (d,)
     w_Q: jax.Array  # (d,)   a = w_K * w_Q: W_KQ = diag(a)
     w_V: jax.Array  # (d,)
-    w_O: jax.Array  # (d,)   b = w_V * w_O: W_V W_O^T = diag(b)
+    w_O: jax.Array  # (d,)   b = w_V * w_O: W_PV = W_O W_V^T = diag(b)
 
 
 def diag_products(p: DiagAttention) -> tuple[jax.Array, jax.Array]:
@@ -103,20 +105,20 @@ class AttentionHead(NamedTuple):
     W_K: jax.Array  # (d, m)
     W_Q: jax.Array  # (d, m)  W_KQ = W_K W_Q^T: s_ij = x_j^T W_KQ x_i
     W_V: jax.Array  # (d, m)
-    W_O: jax.Array  # (d, m)  rows: F = A X W_V W_O^T  (W_PV = W_O W_V^T on column tokens)
+    W_O: jax.Array  # (d, m)  W_PV = W_O W_V^T: f_i = sum_j a_ij W_PV x_j
 
 
 def head_products(p: AttentionHead) -> tuple[jax.Array, jax.Array]:
-    """(W_KQ, W_VO) = (W_K W_Q^T, W_V W_O^T), each (d, d): the matrices whose rank grows."""
-    return p.W_K @ p.W_Q.T, p.W_V @ p.W_O.T
+    """(W_KQ, W_PV) = (W_K W_Q^T, W_O W_V^T), each (d, d): the matrices whose rank grows."""
+    return p.W_K @ p.W_Q.T, p.W_O @ p.W_V.T
 
 
 def attention_head_forward(p: AttentionHead, X: jax.Array) -> jax.Array:
-    """F = softmax_rows(X W_KQ^T X^T) X W_V W_O^T for one sequence X (T, d); returns (T, d)."""
-    W_KQ, W_VO = head_products(p)
+    """F = softmax_rows(X W_KQ^T X^T) X W_PV^T for one sequence X (T, d); returns (T, d)."""
+    W_KQ, W_PV = head_products(p)
     S = X @ W_KQ.T @ X.T                                          # (T, T) s_ij = x_j^T W_KQ x_i
-    A = jax.nn.softmax(S, axis=-1)                                # (T, T)
-    return A @ X @ W_VO                                           # (T, d)
+    A = jax.nn.softmax(S, axis=-1)                                # (T, T) softmax over keys j
+    return A @ X @ W_PV.T                                         # (T, d) f_i = sum_j a_ij W_PV x_j
 
 
 def attention_head_loss(p: AttentionHead, X: jax.Array, F_star: jax.Array) -> jax.Array:

@@ -80,11 +80,6 @@ def logits(W: jax.Array, inst: Instance) -> jax.Array:
     return jnp.einsum("ntd,nd->nt", inst.X, Wz)                         # (n, T)
 
 
-def attention(W: jax.Array, inst: Instance) -> jax.Array:
-    """Softmax attention s_it over the T tokens of each sequence, shape (n, T)."""
-    return jax.nn.softmax(logits(W, inst), axis=-1)
-
-
 def forward(W: jax.Array, inst: Instance, readout: str = "pairwise") -> jax.Array:
     """f_i = v^T X_i^T softmax(X_i W z_i), shape (n,)."""
     h = inst.X @ inst.v                                                 # (n, T) h_it = v^T x_it
@@ -119,8 +114,3 @@ def make_grad_fn(inst: Instance, readout: str = "pairwise", gap_stop: float = jn
         return value, grads
 
     return grad_fn
-
-
-def cosine(A: jax.Array, B: jax.Array) -> jax.Array:
-    """<A, B>_F / (||A||_F ||B||_F), the papers' "correlation coefficient"."""
-    return jnp.sum(A * B) / (jnp.linalg.norm(A) * jnp.linalg.norm(B))

@@ -144,7 +144,7 @@ def forward(params: TransformerParams, tokens: jax.Array, pos: jax.Array, pad_ma
     allowed = attention_mask(pad_mask, causal)                     # (T, T)
     residuals, patterns = [x], []
     for l in range(cfg.n_layers):
-        b = jax.tree_util.tree_map(lambda w: w[l], params.blocks)
+        b = jax.tree_util.tree_map(lambda w, l=l: w[l], params.blocks)
         h = layer_norm(x, b.ln1_g, b.ln1_b)                        # (T, D)
         q = jnp.einsum("td,hde->hte", h, b.W_Q)                    # (H, T, d)
         k = jnp.einsum("td,hde->hte", h, b.W_K)                    # (H, T, d)

@@ -85,7 +85,7 @@ def decoder_h_continuous(M: int, eta: float, s: np.ndarray) -> np.ndarray:
         rhs = M * eta * si + 1.0
         if rhs <= 1.0:
             continue
-        F = lambda x: math.exp(x) + (M - 1) * x - rhs   # x = M h, increasing
+        F = lambda x, rhs=rhs: math.exp(x) + (M - 1) * x - rhs   # x = M h, increasing
         out[i] = brentq(F, 0.0, math.log(rhs) + 1.0, xtol=1e-14) / M
     return out
 

@@ -18,6 +18,11 @@ For token selections alpha = (alpha_1..alpha_n) and instance (X_i, z_i), the con
   rescaled to be exactly feasible gives an upper bound; their relative gap is reported.
   Independent cross-check: Burer-Monteiro, min (||K||_F^2 + ||Q||_F^2)/2 s.t. <A_k, K Q^T> >= 1
   (scipy SLSQP), whose optimum equals ||W^mm_*||_* by the variational identity of ||.||_*.
+* Feasibility: with d >= n the queries z_i are linearly independent, so W z_i = w_i can be chosen
+  freely per sequence; with d >= T-1 the T-1 differences x_ia - x_it of a sequence are independent,
+  so some w_i meets all of them with margin 1. Generic instances are then feasible for EVERY
+  selection; below that (d = 1 always, d = 2 often) Att-SVM can be infeasible, which both solvers
+  report as status "infeasible".
 * Locally optimal selection: the support tokens (t with <A_it, W^mm_alpha> = 1) all score strictly
   below the selected token, gamma_{i alpha_i} > gamma_it (gamma_it = Y_i v^T x_it). The global opt
   (alpha = argmax gamma) is always locally optimal.
@@ -194,12 +199,6 @@ def is_locally_optimal(sol: SVMSolution, gamma: np.ndarray, alpha: np.ndarray) -
         if np.any(gamma[i, others][sup[i]] >= gamma[i, alpha[i]]):
             return False
     return True
-
-
-def numerical_rank(W: np.ndarray, rel_tol: float) -> int:
-    """Number of singular values above rel_tol * sigma_max."""
-    s = np.linalg.svd(np.asarray(W), compute_uv=False)
-    return int(np.sum(s > rel_tol * s[0])) if s[0] > 0 else 0
 
 
 def nuclear_over_margin(W: np.ndarray, X, Z, alpha) -> float:

@@ -6,9 +6,13 @@
   Example: p = 3, rho = 0.5 gives population covariance [[1, .5, .5], [.5, 1, .5], [.5, .5, 1]].
 * `diag_attention_teacher`: X ~ N(0, 1)^(N, T, d) and F* = softmax(X diag(a*) X^T) X diag(b*).
   Example: a* = 0, b* = 1 gives F*_n = the mean token of X_n repeated on every row.
-* `lowrank_attention_teacher`: a full head whose W_KQ* and W_VO* have given singular values
-  (ranks len(s_kq), len(s_vo)), inputs X ~ N(0, 1/d), for the empirical check on a non-diagonal head.
-  Example: s_kq = (2,), s_vo = (1,) gives rank-1 W_KQ* = 2 u u'^T and W_VO* = w w'^T, unit vectors.
+* `lowrank_attention_teacher`: a full head whose W_KQ* = W_K W_Q^T and W_PV* = W_O W_V^T have given
+  singular values (ranks len(s_kq), len(s_pv)), inputs X ~ N(0, 1/d), for the check on a
+  non-diagonal head. Example: s_kq = (2,), s_pv = (1,) gives rank-1 W_KQ* = 2 u u'^T and
+  W_PV* = w w'^T with unit vectors u, u', w, w'.
+
+Attention teachers follow the matrix convention of `theory.models` (tokens are rows, s_ij =
+x_j^T W_KQ x_i, f_i = sum_j a_ij W_PV x_j).
 """
 from __future__ import annotations
 
@@ -74,30 +78,33 @@ def diag_attention_teacher(key: jax.Array, N: int, T: int, a_star: jax.Array,
 
 
 class LowRankTeacher(NamedTuple):
-    head: AttentionHead  # teacher factors (d, r): W_KQ* = W_K W_Q^T, W_VO* = W_V W_O^T
+    head: AttentionHead  # teacher factors (d, r): W_KQ* = W_K W_Q^T, W_PV* = W_O W_V^T
     data: AttentionData
 
 
 def lowrank_attention_teacher(key: jax.Array, N: int, T: int, d: int, s_kq: jax.Array,
-                              s_vo: jax.Array) -> LowRankTeacher:
-    """Teacher head with W_KQ* = U_a diag(s_kq) U_a'^T and W_VO* = U_b diag(s_vo) U_b'^T.
+                              s_pv: jax.Array) -> LowRankTeacher:
+    """Teacher head with W_KQ* = U_K diag(s_kq) U_Q^T and W_PV* = U_O diag(s_pv) U_V^T.
 
-    Rank of W_KQ* is len(s_kq), of W_VO* len(s_vo), padded with zero columns to a common width;
-    inputs X ~ N(0, 1/d) per entry so that scores are O(1).
+    U_K, U_Q (and U_O, U_V) are the first columns of independent Haar-random orthogonal matrices,
+    so rank W_KQ* = len(s_kq) and rank W_PV* = len(s_pv); the factors are padded with zero columns
+    to a common width. Inputs X ~ N(0, 1/d) per entry, so that the scores are O(1).
     """
-    k = jax.random.split(key, 5)
-    r = max(s_kq.shape[0], s_vo.shape[0])
+    k_kq, k_pv, k_x = jax.random.split(key, 3)
+    r = max(s_kq.shape[0], s_pv.shape[0])
 
-    def factors(kk, s):
-        Ua = random_orthogonal(jax.random.fold_in(kk, 0), d)[:, :s.shape[0]]   # (d, r_s)
-        Ub = random_orthogonal(jax.random.fold_in(kk, 1), d)[:, :s.shape[0]]   # (d, r_s)
-        pad = jnp.zeros((d, r - s.shape[0]))
-        return (jnp.concatenate([Ua * jnp.sqrt(s)[None, :], pad], axis=1),
-                jnp.concatenate([Ub * jnp.sqrt(s)[None, :], pad], axis=1))
+    def factors(k, s):
+        """(U diag(sqrt s), U' diag(sqrt s)), zero-padded to (d, r): their product U diag(s) U'^T."""
+        k_left, k_right = jax.random.split(k)
+        U = random_orthogonal(k_left, d)[:, :s.shape[0]]                # (d, r_s)
+        U2 = random_orthogonal(k_right, d)[:, :s.shape[0]]              # (d, r_s)
+        pad = jnp.zeros((d, r - s.shape[0]))                            # (d, r - r_s)
+        return (jnp.concatenate([U * jnp.sqrt(s)[None, :], pad], axis=1),
+                jnp.concatenate([U2 * jnp.sqrt(s)[None, :], pad], axis=1))
 
-    W_K, W_Q = factors(k[0], s_kq)
-    W_V, W_O = factors(k[1], s_vo)
+    W_K, W_Q = factors(k_kq, s_kq)                                      # W_K W_Q^T = W_KQ*
+    W_O, W_V = factors(k_pv, s_pv)                                      # W_O W_V^T = W_PV*
     head = AttentionHead(W_K, W_Q, W_V, W_O)
-    X = jax.random.normal(k[2], (N, T, d)) / jnp.sqrt(d)            # (N, T, d)
-    F = jax.vmap(lambda x: attention_head_forward(head, x))(X)      # (N, T, d)
+    X = jax.random.normal(k_x, (N, T, d)) / jnp.sqrt(d)                 # (N, T, d)
+    F = jax.vmap(lambda x: attention_head_forward(head, x))(X)          # (N, T, d)
     return LowRankTeacher(head, AttentionData(X, F))

@@ -50,9 +50,9 @@ def measure(cfg: Config, keys: Keys, progress: str | None) -> dict:
     for K in LAYERS:
         etas, gammas = (jnp.asarray(v) for v in step_sizes(cfg, K))
         lsa_gd = pred.predict_prompts(pred.construct_gd(etas, cfg.d), ps, N)                 # (B,)
-        ref_gd = jax.vmap(lambda q: pred.gd_steps(q.X, q.y, q.x_q, etas))(ps)                # (B,)
+        ref_gd = jax.vmap(pred.gd_steps, (0, 0, 0, None))(ps.X, ps.y, ps.x_q, etas)          # (B,)
         lsa_pp = pred.predict_prompts(pred.construct_gdpp(etas, gammas, cfg.d), ps, N)       # (B,)
-        ref_pp = jax.vmap(lambda q: pred.gd_plus_plus(q.X, q.y, q.x_q, etas, gammas))(ps)    # (B,)
+        ref_pp = jax.vmap(pred.gd_plus_plus, (0, 0, 0, None, None))(ps.X, ps.y, ps.x_q, etas, gammas)
         errors[f"gd_K{K}"] = float(jnp.max(jnp.abs(lsa_gd - ref_gd))) / scale
         errors[f"gdpp_K{K}"] = float(jnp.max(jnp.abs(lsa_pp - ref_pp))) / scale
     return {"errors": errors, "dtype": str(ps.X.dtype)}

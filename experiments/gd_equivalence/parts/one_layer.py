@@ -61,7 +61,7 @@ def measure(cfg: Config, keys: Keys, progress: str | None) -> dict:
         per_seed["paired_se"].append(excess_se)
         for k, v in common.one_layer_structure(p.W_KQ[0], p.W_PV[0]).items():
             per_seed[k].append(v)
-        per_seed["cosine"].append(common.mean_cosine(common.predictor(p, N), common.predictor(gd, N), Zs))
+        per_seed["cosine"].append(common.mean_cosine(p, gd, Zs, N))
     return {"step": trace.step[0], "loss": trace.loss, "W_KQ": params.W_KQ[:, 0], "W_PV": params.W_PV[:, 0],
             "gd_heldout_loss": gd_loss, "gd_heldout_se": gd_se, **per_seed}
 
@@ -98,7 +98,7 @@ def judge(cfg: Config, P: dict, M: dict) -> list:
         at_most("kq_offdiagonal", "The off-diagonal of the trained W_KQ x-block is small relative to "
                 "its diagonal (worst seed).", "expected", 0.05, max(M["kq_offdiag"]),
                 f"{VO}, Proposition 1 predicts exactly 0; the 5% threshold allows finite training "
-                "(vO report 2.7% off the construction)"),
+                "(vO: 2.7%)"),
         at_most("pv_query_x_part", "The x-part of the trained W_PV y-row is small relative to "
                 "W_PV[y,y] (worst seed).", "expected", 0.05, max(M["pv_x_part"]),
                 f"{VO}, Proposition 1 predicts exactly 0; the 5% threshold allows finite training "

@@ -45,7 +45,8 @@ def predict(cfg: Config) -> dict:
     lemma6 = pred.decoder_loss(M, pred.decoder_h_continuous(M, e_fig, np.arange(cfg.snap_steps) / K))
     return {"M": M, "K": K, "eta_Y": eta_Y, "t0_eta": pred.snap_time_times_eta(M, K),
             "x_star": pred.snap_root(M), "snap_loss": pred.snap_loss(M),
-            "decoder_loss_lemma5": lemma5, "t0_eta_lemma5": t0_lemma5, "decoder_loss_lemma6": lemma6, "decoder_eta_Y": e_fig}
+            "decoder_loss_lemma5": lemma5, "t0_eta_lemma5": t0_lemma5, "decoder_loss_lemma6": lemma6,
+            "decoder_index": _decoder_index(cfg), "decoder_eta_Y": e_fig}
 
 
 def snap_times_eta(loss: np.ndarray, level: float, eta_Y: np.ndarray) -> np.ndarray:
@@ -56,7 +57,7 @@ def snap_times_eta(loss: np.ndarray, level: float, eta_Y: np.ndarray) -> np.ndar
 def measure(cfg: Config, keys: Keys, progress: str | None) -> dict:
     task = cfg.task
     cls = classes(task)
-    P_ortho = classes(dataclasses.replace(task, common_weight=0.0)).P                  # (K, M)
+    P_ortho = classes(dataclasses.replace(task, common_weight=0.0)).P              # (K, M)
     eY = np.asarray(cfg.snap_eta_Y, dtype=float)
     n = len(eY)
     run_eY = np.concatenate([eY, eY, eY])                                          # (3n,)

@@ -1,0 +1,108 @@
+"""The `rank_growth` config: one frozen dataclass for the five parts, its presets and validation."""
+from __future__ import annotations
+
+import dataclasses
+
+from theory.errors import SandboxError
+from theory.harness.config import require_positive
+from theory.predictions import rank_growth as pred
+
+ALPHA2_MIN = 1e-300   # alpha^2 below this underflows float64 (smallest normal ~2.2e-308)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # --- Saxe 2-layer linear network (parts saxe_linear_net, rescaled_collapse) ---
+    d: int = 8                                            # input = output dimension
+    hidden: int = 8                                       # hidden width h
+    s: tuple[float, ...] = (4.0, 2.0, 1.0, 0.5)           # teacher singular values (descending)
+    saxe_lr: float = 0.01                                 # GD step; stability needs lr * s_max < 1
+    time_alphas: tuple[float, ...] = (1e-6, 1e-9)         # init scales of the stage-time checks
+    time_tols: tuple[float, ...] = (0.08, 0.05)           # max |t_meas/t_pred - 1| per time_alpha
+    top_tol: float = 0.01                                 # same for the top mode
+    refined_tol: float = 0.01                             # same with the orthogonalised u0, every alpha
+    rescale_alphas: tuple[float, ...] = (1e-2, 1e-4, 1e-8)  # init scales of the collapse checks
+    rescale_const: float = 3.0                            # collapse bound: rescale_const / ln(1/alpha)
+    saxe_horizon: float = 1.3                             # train to horizon * 1/s_min in rescaled time
+    rank_threshold: float = 0.1                           # sigma_i(W2 W1) above this counts as learned
+    plateau_tol: float = 1e-2                             # relative error of the plateau losses
+    # --- diagonal linear regression (part diag_regression) ---
+    reg_N: int = 60                                       # samples
+    reg_rho: float = 0.5                                  # feature equicorrelation
+    reg_w_star: tuple[float, ...] = (2.0, -1.2, 0.0, 0.7, 0.0, 0.0)   # teacher weights
+    reg_lr: float = 0.02                                  # GD step
+    # --- diagonal attention head (part diag_attention) ---
+    att_N: int = 128                                      # sequences
+    att_T: int = 6                                        # tokens per sequence
+    att_a_star: tuple[float, ...] = (1.5, 0.0, -1.0, 0.0)  # teacher diag(W_KQ), W_KQ = W_K W_Q^T
+    att_b_star: tuple[float, ...] = (1.0, -0.6, 0.0, 0.3)  # teacher diag(W_PV), W_PV = W_O W_V^T
+    att_lr: float = 0.05                                  # GD step
+    att_alphas: tuple[float, ...] = (1e-2, 1e-4, 1e-8, 1e-16)  # init scales; checks use the smallest
+    active_threshold: float = 0.05                        # |coordinate| above this counts as active
+    loss_tol: float = 1e-2                                # absolute error of the saddle losses
+    min_plateau_steps: int = 50                           # plateaus predicted shorter than this (GD steps at
+                                                          # the smallest alpha) are too short to measure
+    diag_horizon: float = 1.25                            # train to horizon * last predicted stage time
+    # --- full attention head (part full_head) ---
+    head_d: int = 6                                       # token dimension (= head width m)
+    head_N: int = 64                                      # sequences
+    head_T: int = 6                                       # tokens per sequence
+    head_s_kq: tuple[float, ...] = (4.0, 2.0, 1.0)        # singular values of the teacher W_KQ*
+    head_s_pv: tuple[float, ...] = (2.0, 1.0)             # singular values of the teacher W_PV*
+    head_alpha: float = 1e-4                              # init scale (entries N(0, alpha^2))
+    head_gd_lr: float = 0.2                               # GD step
+    head_gd_steps: int = 4000                             # GD steps
+    head_adam_lr: float = 1e-3                            # Adam step
+    head_adam_steps: int = 3000                           # Adam steps
+    head_log_every: int = 20                              # log interval (steps) for the spectra
+    head_rel: float = 0.1                                 # count sigma_j > head_rel * sigma_max
+    head_floor: float = 1e-2                              # ignore log points with ||Delta W_KQ||_2 below
+    seeds: int = 5                                        # seeds (Saxe: per alpha; full head: per optimiser)
+
+    @classmethod
+    def quick(cls) -> "Config":
+        return cls()
+
+    @classmethod
+    def full(cls) -> "Config":
+        return cls(seeds=10, rescale_alphas=(1e-2, 1e-3, 1e-4, 1e-6, 1e-8, 1e-12),
+                   att_alphas=(1e-2, 1e-3, 1e-4, 1e-6, 1e-8, 1e-16))
+
+    def validate(self) -> None:
+        require_positive(self, "d", "hidden", "s", "saxe_lr", "time_alphas", "time_tols", "top_tol",
+                         "refined_tol", "rescale_alphas", "rescale_const", "saxe_horizon", "rank_threshold",
+                         "plateau_tol", "reg_N", "reg_lr", "att_N", "att_T", "att_lr", "att_alphas",
+                         "active_threshold", "loss_tol", "min_plateau_steps", "diag_horizon", "head_d",
+                         "head_N", "head_T", "head_s_kq", "head_s_pv", "head_alpha", "head_gd_lr",
+                         "head_gd_steps", "head_adam_lr", "head_adam_steps", "head_log_every", "head_rel",
+                         "head_floor", "seeds")
+        for name in ("time_alphas", "rescale_alphas", "att_alphas", "head_alpha"):
+            vals = getattr(self, name)
+            for a in (vals if isinstance(vals, tuple) else (vals,)):
+                if a * a < ALPHA2_MIN:
+                    raise SandboxError(f"{name}: alpha={a:g} underflows float64 (alpha^2 < {ALPHA2_MIN:g})")
+                if a >= 1:
+                    raise SandboxError(f"{name}: alpha={a:g} is not a small initialisation (need alpha < 1)")
+        if len(self.time_tols) != len(self.time_alphas):
+            raise SandboxError("time_tols needs one tolerance per entry of time_alphas")
+        if list(self.s) != sorted(self.s, reverse=True) or len(set(self.s)) != len(self.s):
+            raise SandboxError(f"s must be strictly decreasing, got {self.s}")
+        if len(self.s) > min(self.d, self.hidden):
+            raise SandboxError(f"len(s)={len(self.s)} exceeds min(d, hidden)={min(self.d, self.hidden)}")
+        if self.saxe_lr * max(self.s) >= pred.lr_stability_limit_saxe(1.0):
+            raise SandboxError(f"saxe_lr={self.saxe_lr:g} is beyond the GD stability limit "
+                               f"1/s_max={1 / max(self.s):g}")
+        if not 0 <= self.reg_rho < 1:
+            raise SandboxError(f"reg_rho must be in [0, 1), got {self.reg_rho}")
+        p = len(self.reg_w_star)
+        lam_max = 1 - self.reg_rho + self.reg_rho * p          # top eigenvalue of the feature covariance
+        if self.reg_lr * lam_max * max(abs(w) for w in self.reg_w_star) >= 1:
+            raise SandboxError(f"reg_lr={self.reg_lr:g} is beyond the GD stability limit "
+                               f"1/(lambda_max max|w*|)={1 / (lam_max * max(map(abs, self.reg_w_star))):g}")
+        if len(self.att_a_star) != len(self.att_b_star):
+            raise SandboxError("att_a_star and att_b_star must have the same length")
+        if len(self.head_s_kq) > self.head_d or len(self.head_s_pv) > self.head_d:
+            raise SandboxError("teacher ranks exceed head_d")
+        for name in ("head_gd_steps", "head_adam_steps"):
+            if getattr(self, name) % self.head_log_every:
+                raise SandboxError(f"{name} must be a multiple of head_log_every")

@@ -1,0 +1,1 @@
+"""The parts of `rank_growth`, one module each (predict / measure / judge)."""

@@ -1,0 +1,65 @@
+"""The configuration of claim `svm_bias` (quick and full presets)."""
+from __future__ import annotations
+
+import dataclasses
+
+from theory.errors import SandboxError
+from theory.harness.config import require_positive
+from theory.tasks.token_selection import validate_sizes
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    n: int = 6                           # sequences per instance (authors' local_converge: 6)
+    T: int = 8                           # tokens per sequence (8)
+    d: int = 10                          # token dimension (10)
+    seeds: int = 20                      # instances of each main-size part (one run each, vmapped)
+    eta: float = 0.1                     # normalized-GD step (authors: 0.1)
+    steps: int = 2000                    # W-parameterisation normalized-GD steps (authors: 2000)
+    log_every: int = 20                  # steps between logged weight snapshots
+    m: int = 10                          # inner width of K, Q in R^{d x m} (authors: m = d)
+    kq_steps: int = 1000                 # (K, Q) normalized-GD steps (frozen at gap_stop anyway)
+    gap_stop: float = 600.0              # freeze a run once its smallest logit gap exceeds this
+    naive_control: bool = True           # also train W with autodiff's (cancelling) softmax gradient
+    plain_eta: float = 1.0               # plain-GD step
+    plain_steps: int = 4000              # plain-GD steps
+    sweep_ds: tuple[int, ...] = (4, 8, 16, 32)   # d values of the over-parameterisation sweep
+    sweep_instances: int = 24            # instances per d in the sweep
+    sweep_steps: int = 1000              # normalized-GD steps per sweep run
+    rank_ds: tuple[int, ...] = (2, 3, 4, 6, 8, 10)   # d values of the SVM-rank panel
+    rank_instances: int = 30             # instances per d for the Frobenius ranks
+    rank_nuclear_instances: int = 5      # of those, how many also get the (slower) nuclear solve
+    path_radii: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)   # ball radii R
+    path_steps: int = 300                # projected normalized-GD steps per radius and start
+    nuclear_rank_tol: float = 1e-2       # numerical rank of W^mm_*: sigma > tol * sigma_max
+    frob_rank_tol: float = 1e-7          # numerical rank of W^mm_F (exact solution)
+    trajectory_candidates: int = 50      # d = 2 instances tried for the 2-D trajectory panel
+
+    @classmethod
+    def quick(cls) -> "Config":
+        return cls()
+
+    @classmethod
+    def full(cls) -> "Config":
+        return cls(seeds=40, plain_steps=20000, log_every=20, sweep_instances=40,
+                   rank_ds=(2, 3, 4, 5, 6, 8, 10, 16), rank_instances=60, rank_nuclear_instances=10,
+                   path_radii=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), path_steps=500)
+
+    def validate(self) -> None:
+        require_positive(self, "n", "T", "d", "seeds", "eta", "steps", "log_every", "m",
+                         "kq_steps", "gap_stop", "plain_eta", "plain_steps", "sweep_ds",
+                         "sweep_instances", "sweep_steps", "rank_ds", "rank_instances",
+                         "rank_nuclear_instances", "path_radii", "path_steps", "nuclear_rank_tol",
+                         "frob_rank_tol", "trajectory_candidates")
+        validate_sizes(self.n, self.T, self.d)
+        for name in ("steps", "kq_steps", "plain_steps", "sweep_steps"):
+            if getattr(self, name) % self.log_every:
+                raise SandboxError(f"{name}={getattr(self, name)} must be a multiple of "
+                                   f"log_every={self.log_every}")
+        if self.gap_stop > 700:
+            raise SandboxError(f"gap_stop={self.gap_stop} too large: exp(-gap) underflows float64 "
+                               "near 700")
+        if len(self.sweep_ds) < 2 or list(self.sweep_ds) != sorted(self.sweep_ds):
+            raise SandboxError(f"sweep_ds must hold at least two increasing values, got {self.sweep_ds}")
+        if list(self.path_radii) != sorted(self.path_radii):
+            raise SandboxError(f"path_radii must be increasing, got {self.path_radii}")
