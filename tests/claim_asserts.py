@@ -67,3 +67,20 @@ def assert_covered(claim: str, wrong: Iterable[tuple], result: dict | None = Non
     covered = set().union(*(set(w[3]) for w in wrong))
     evidence = {c["name"] for c in result["checks"] if c["kind"] != "sanity"}
     assert not evidence - covered, f"no wrong measurement fails {sorted(evidence - covered)}"
+
+
+def judge_tests(claim: str, wrong: list[tuple]):
+    """The two judge tests of a claim's test module, from its `WRONG` list:
+
+        test_wrong_measurement_fails, test_every_evidence_check_can_fail = judge_tests(CLAIM, WRONG)
+    """
+    import pytest
+
+    @pytest.mark.parametrize("part, description, perturb, must_fail", wrong, ids=[w[1] for w in wrong])
+    def test_wrong_measurement_fails(part, description, perturb, must_fail):
+        wrong_measurement(claim, part, perturb, must_fail)
+
+    def test_every_evidence_check_can_fail():
+        assert_covered(claim, wrong)
+
+    return test_wrong_measurement_fails, test_every_evidence_check_can_fail

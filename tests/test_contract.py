@@ -42,6 +42,15 @@ def test_result_follows_schema_v2(name, preset):
 
 
 @pytest.mark.parametrize("name, preset", _committed())
+def test_every_stream_belongs_to_one_part(name, preset):
+    """Each part draws only from its own named streams `<part>/...` (no stream shared between parts)."""
+    r = json.loads(runner.output_paths(name, preset=preset)[0].read_text())
+    parts = {p.name for p in registry.load(name).PARTS}
+    owners = {s.split("/")[0] for s in r["streams"]}
+    assert owners <= parts, owners - parts
+
+
+@pytest.mark.parametrize("name, preset", _committed())
 def test_judges_reproduce_the_stored_checks(name, preset):
     """The judge is pure: re-judging the stored (predicted, measured) gives the stored checks."""
     r = json.loads(runner.output_paths(name, preset=preset)[0].read_text())

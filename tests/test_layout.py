@@ -59,15 +59,29 @@ def test_every_claim_has_its_five_rooms():
             assert (REPO / room).is_file(), room
 
 
+def _layout_paths(block: str) -> list[str]:
+    """Paths of an indented tree: a line indented by 2k spaces lives in the folder last named at
+    indent 2(k - 1) ("theory/" then "  errors.py" is theory/errors.py)."""
+    parents: list[str] = []
+    out = []
+    for line in block.splitlines():
+        m = re.match(r"^( *)([\w./-]+/?)(\s|$)", line)
+        if not m or line.startswith("```"):
+            continue
+        depth = len(m.group(1)) // 2
+        parents = parents[:depth]
+        path = "".join(parents) + m.group(2)
+        out.append(path)
+        if path.endswith("/"):
+            parents.append(m.group(2))
+    return out
+
+
 def test_readme_layout_tree_names_existing_paths():
     """Every path in the README's layout block exists (the block is between layout markers)."""
     text = (REPO / "README.md").read_text()
     block = text.split("<!-- layout:start -->", 1)[1].split("<!-- layout:end -->", 1)[0]
-    paths = re.findall(r"^\s*([\w./<>-]+/?)\s", block, flags=re.M)
-    checked = 0
+    paths = _layout_paths(block)
     for p in paths:
-        if "<" in p or p.startswith("```"):
-            continue
         assert (REPO / p).exists(), f"README layout names {p}, which does not exist"
-        checked += 1
-    assert checked >= 10
+    assert len(paths) >= 10 and "theory/models/lsa.py" in paths
