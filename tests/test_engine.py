@@ -303,3 +303,24 @@ def test_read_result_errors(tmp_path):
     (tmp_path / "thin.json").write_text(json.dumps({"schema": SCHEMA_VERSION}))
     with pytest.raises(SandboxError, match="lacks keys"):
         read_result(tmp_path / "thin.json")
+
+
+def test_git_revision_is_dirty_only_for_code(tmp_path):
+    """Rewriting outputs (results, figures, README) does not mark a result dirty; editing code does."""
+    import subprocess
+
+    from theory.harness.results import git_revision
+    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+    run("init", "-q")
+    (tmp_path / "theory").mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "theory" / "m.py").write_text("x = 1\n")
+    (tmp_path / "results" / "r.json").write_text("{}\n")
+    run("add", ".")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert git_revision(tmp_path)["dirty"] is False
+    (tmp_path / "results" / "r.json").write_text('{"x": 1}\n')
+    (tmp_path / "README.md").write_text("new\n")
+    assert git_revision(tmp_path)["dirty"] is False
+    (tmp_path / "theory" / "m.py").write_text("x = 2\n")
+    assert git_revision(tmp_path)["dirty"] is True

