@@ -324,3 +324,9 @@ def test_git_revision_is_dirty_only_for_code(tmp_path):
     assert git_revision(tmp_path)["dirty"] is False
     (tmp_path / "theory" / "m.py").write_text("x = 2\n")
     assert git_revision(tmp_path)["dirty"] is True
+
+
+def test_sweep_uses_no_more_devices_than_runs():
+    """3 runs on 8 devices: sharded over 3 devices, no padded copies trained."""
+    w, _ = sweep(_quadratic_run, run_keys(4, 3), lr=jnp.full((3,), 0.1))
+    assert len(w.sharding.device_set) == 3

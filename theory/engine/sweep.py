@@ -9,8 +9,8 @@ length) belong in an outer Python loop, one compilation each.
 
 The run axis is sharded over every available device with a 1-axis `NamedSharding` mesh ("runs");
 the runs are independent, so XLA needs no collectives and the same code scales from one CPU to
-many devices or hosts (`jax.distributed`). The axis is padded to a multiple of the device count
-and the padding dropped from the output.
+many devices or hosts (`jax.distributed`). At most n devices are used for n runs; the axis is
+padded to a multiple of the device count and the padding dropped from the output.
 """
 from __future__ import annotations
 
@@ -84,7 +84,8 @@ def sweep(run_fn: Callable[..., PyTree], keys: jax.Array, *, shard: bool = True,
     vals = {k: jnp.broadcast_to(jnp.asarray(v), (n,) + jnp.shape(v)[1:]) if jnp.ndim(v) else
             jnp.full((n,), v) for k, v in values.items()}
     run_ids = jnp.arange(n)
-    mesh = _mesh(n_devices) if shard else None
+    # never more devices than runs: padding 1 run to 8 devices would train 8 copies (7 wasted)
+    mesh = _mesh(min(n_devices or len(jax.devices()), n)) if shard else None
     n_dev = mesh.devices.size if mesh is not None else 1
     pad = (-n) % n_dev
     args = [keys, run_ids, *vals.values()]
