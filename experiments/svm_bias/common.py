@@ -183,3 +183,15 @@ def finite_mean(x) -> float:
     """Mean of a sample; nan as soon as one entry is not finite (an unsolved SVM fails a check)."""
     x = np.asarray(x, dtype=np.float64)
     return float(np.mean(x)) if x.size and np.all(np.isfinite(x)) else float("nan")
+
+
+def main_instances(cfg, keys):
+    """cfg.seeds main-size instances from `keys`: (batch, host instances, their SVMs, opt tokens,
+    the Frobenius Att-SVM of the opt tokens), refusing a config where that SVM is infeasible."""
+    batch = draw_instances(keys, cfg.seeds, cfg.n, cfg.T, cfg.d)
+    insts = host_instances(batch)
+    svms = SVMs(insts)
+    opts = [opt_tokens(i) for i in insts]
+    sol_opt = svms.frobenius(opts)
+    require_feasible(sol_opt, cfg)
+    return batch, insts, svms, opts, sol_opt

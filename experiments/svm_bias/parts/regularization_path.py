@@ -35,12 +35,7 @@ def predict(cfg: Config) -> dict:
 
 def measure(cfg: Config, keys: Keys, progress: str | None) -> dict:
     """Normalized GD (for the GD-local instances and starts), then the path on every instance."""
-    batch = common.draw_instances(keys.sub("instances"), cfg.seeds, cfg.n, cfg.T, cfg.d)
-    insts = common.host_instances(batch)
-    svms = common.SVMs(insts)
-    opts = [common.opt_tokens(i) for i in insts]
-    sol_opt = svms.frobenius(opts)
-    common.require_feasible(sol_opt, cfg)
+    batch, insts, svms, opts, sol_opt = common.main_instances(cfg, keys.sub("instances"))
     W_gd, _ = common.train(cfg, batch, keys.sub("init_W").runs(cfg.seeds), log_every=cfg.steps,
                            log_weights=False, label="W-NGD", progress=progress)
     alphas = [common.selected(W, i) for W, i in zip(W_gd, insts)]

@@ -54,12 +54,7 @@ def _selection_summary(W_fin, W_traj, insts, svms: common.SVMs) -> dict:
 
 def measure(cfg: Config, keys: Keys, progress: str | None) -> dict:
     """Train W (pairwise gradient, and the autodiff control) on cfg.seeds instances; evaluate."""
-    batch = common.draw_instances(keys.sub("instances"), cfg.seeds, cfg.n, cfg.T, cfg.d)
-    insts = common.host_instances(batch)
-    svms = common.SVMs(insts)
-    opts = [common.opt_tokens(i) for i in insts]
-    sol_opt = svms.frobenius(opts)
-    common.require_feasible(sol_opt, cfg)
+    batch, insts, svms, opts, sol_opt = common.main_instances(cfg, keys.sub("instances"))
     init_keys = keys.sub("init_W").runs(cfg.seeds)
 
     W_fin, tr = common.train(cfg, batch, init_keys, label="W-NGD", progress=progress)
