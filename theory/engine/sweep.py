@@ -16,12 +16,19 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
+import sys
+import time
 from typing import Any, Callable, Hashable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
+
+from theory.engine import checkpoint, interrupt
+from theory.engine import train as engine
+from theory.errors import SandboxError
 
 PyTree = Any
 
@@ -55,32 +62,110 @@ def _spec(run_fn: Callable) -> Hashable:
 
 _COMPILED: dict = {}
 _MAX_CACHED = 64
+SEGMENT_SECONDS = 2.0      # target wall time of one training segment (Ctrl-C latency, progress)
 
 
-def _compiled(run_fn: Callable, names: tuple[str, ...]) -> Callable:
-    """The jitted, vmapped sweep of `run_fn`, one per (content of run_fn, value names)."""
-    key = (_spec(run_fn), names)
+def checkpoint_seconds() -> float:
+    """Seconds between checkpoints of a training sweep ($SANDBOX_CHECKPOINT_SECONDS, default 30)."""
+    try:
+        return max(float(os.environ.get("SANDBOX_CHECKPOINT_SECONDS", "30")), 0.0)
+    except ValueError:
+        return 30.0
+
+
+def _map_runs(fn: Callable, args: tuple, batch_size: int | None):
+    """fn over the leading (run) axis of `args`: one vmap, or `lax.map` in chunks of `batch_size`
+    runs (vmapped within a chunk, sequential across chunks) when memory is short."""
+    if batch_size is None:
+        return jax.vmap(fn)(*args)
+    return jax.lax.map(lambda a: fn(*a), args, batch_size=batch_size)
+
+
+class _Programs:
+    """The jitted programs of one sweep spec: `oneshot` (the whole run at once) and the segment
+    programs `init` (state at step 0), `advance` (steps [start, stop)) and `finish` (the run
+    function's output from the final state). See theory/engine/train.py (`Segment`)."""
+
+    def __init__(self, run_fn: Callable, names: tuple[str, ...], batch_size: int | None):
+        self.meta: dict = {}      # abstract input signature -> (segmentable, steps, progress label)
+
+        def call(mode, k, i, state, start, stop, v):
+            seg = engine.Segment(mode, state, start, stop)
+            with engine.segment(seg):
+                try:
+                    out = run_fn(k, run_id=i, **dict(zip(names, v)))
+                except engine.SegmentDone:
+                    out = None
+            return seg, out
+
+        def oneshot(keys, run_ids, *vals):
+            return _map_runs(lambda k, i, *v: run_fn(k, run_id=i, **dict(zip(names, v))),
+                             (keys, run_ids, *vals), batch_size)
+
+        def init(keys, run_ids, *vals):
+            def one(k, i, *v):
+                seg, _ = call("init", k, i, None, None, None, v)
+                self._seen = (seg.calls, seg.steps, seg.progress)
+                return seg.out
+            return _map_runs(one, (keys, run_ids, *vals), batch_size)
+
+        def advance(state, start, stop, keys, run_ids, *vals):
+            def one(st, k, i, *v):
+                return call("advance", k, i, st, start, stop, v)[0].out
+            return _map_runs(one, (state, keys, run_ids, *vals), batch_size)
+
+        def finish(state, keys, run_ids, *vals):
+            def one(st, k, i, *v):
+                return call("finish", k, i, st, None, None, v)[1]
+            return _map_runs(one, (state, keys, run_ids, *vals), batch_size)
+
+        self.oneshot, self.init, self.finish = jax.jit(oneshot), jax.jit(init), jax.jit(finish)
+        self.advance = jax.jit(advance, donate_argnums=0)
+
+    def describe(self, args: list) -> tuple[bool, int | None, str | None]:
+        """(segmentable, steps, progress) of the run function for inputs shaped like `args`:
+        segmentable when it calls `train` exactly once (traced abstractly, nothing is compiled)."""
+        sig = tuple((a.shape, str(a.dtype)) for a in args) + (jax.config.jax_enable_x64,)
+        if sig not in self.meta:
+            self._seen = (0, None, None)
+            jax.eval_shape(self.init, *args)
+            calls, steps, progress = self._seen
+            self.meta[sig] = (calls == 1, steps, progress)
+        return self.meta[sig]
+
+
+def _programs(run_fn: Callable, names: tuple[str, ...], batch_size: int | None) -> _Programs:
+    """The sweep programs of `run_fn`, one set per (content of run_fn, value names, batch size)."""
+    key = (_spec(run_fn), names, batch_size)
     if key not in _COMPILED:
         if len(_COMPILED) >= _MAX_CACHED:          # bounded: drop the oldest entry
             _COMPILED.pop(next(iter(_COMPILED)))
-
-        def batched(keys, run_ids, *vals):
-            def one(k, i, *v):
-                return run_fn(k, run_id=i, **dict(zip(names, v)))
-            return jax.vmap(one)(keys, run_ids, *vals)
-        _COMPILED[key] = jax.jit(batched)
+        _COMPILED[key] = _Programs(run_fn, names, batch_size)
     return _COMPILED[key]
 
 
 def sweep(run_fn: Callable[..., PyTree], keys: jax.Array, *, shard: bool = True,
-          n_devices: int | None = None, **values) -> PyTree:
+          n_devices: int | None = None, batch_size: int | None = None, **values) -> PyTree:
     """vmap `run_fn(key, run_id=i, **values_i)` over runs, sharded over the devices.
 
     `run_fn` must accept a keyword `run_id` (a traced int, used for progress output). The jitted
-    sweep is cached on the content of `run_fn` (a module-level function, or a functools.partial
+    programs are cached on the content of `run_fn` (a module-level function, or a functools.partial
     over hashable configs), so the same sweep built again compiles nothing (tests/test_engine.py).
+
+    A run function that calls `theory.engine.train.train` once is run in training segments of
+    about `SEGMENT_SECONDS` each (the same compiled step loop; see `_train_in_segments`): Ctrl-C is
+    honoured between segments and, inside a checkpoint session (`theory.engine.checkpoint`), the
+    state is saved every `checkpoint_seconds()` and restored by a rerun. Any other run function is
+    one program.
+
+    `batch_size` runs the sweep in sequential chunks of that many vmapped runs (`lax.map`), for
+    sweeps whose runs do not fit in memory at once; the numbers equal the unchunked sweep's.
+    In a multi-process job (`jax.distributed.initialize()` before the first JAX call) the run axis
+    is sharded over the devices of every process and each process gets the whole output.
     """
     n = keys.shape[0]
+    if batch_size is not None and batch_size <= 0:
+        raise SandboxError(f"batch_size must be positive, got {batch_size}")
     vals = {k: jnp.broadcast_to(jnp.asarray(v), (n,) + jnp.shape(v)[1:]) if jnp.ndim(v) else
             jnp.full((n,), v) for k, v in values.items()}
     run_ids = jnp.arange(n)
@@ -91,8 +176,78 @@ def sweep(run_fn: Callable[..., PyTree], keys: jax.Array, *, shard: bool = True,
     args = [keys, run_ids, *vals.values()]
     if pad:
         args = [jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]) for a in args]
-    if mesh is not None and n_dev > 1:
-        sharding = NamedSharding(mesh, PartitionSpec("runs"))
-        args = [jax.device_put(a, sharding) for a in args]
-    out = _compiled(run_fn, tuple(vals))(*args)
+    sharding = NamedSharding(mesh, PartitionSpec("runs")) if mesh is not None and n_dev > 1 else None
+    if sharding is not None:
+        args = [_put(a, sharding) for a in args]
+    progs = _programs(run_fn, tuple(vals), batch_size)
+    segmentable, steps, label = progs.describe(args)
+    if segmentable:
+        out = _train_in_segments(progs, args, steps, label, sharding)
+    else:
+        out = progs.oneshot(*args)
+    out = _gather(out)
     return jax.tree_util.tree_map(lambda x: x[:n], out) if pad else out
+
+
+def _put(a, sharding: NamedSharding):
+    """Place a host-replicated array on `sharding`; across processes, each process supplies its
+    own devices' shards (every process holds the same full input)."""
+    if jax.process_count() == 1:
+        return jax.device_put(a, sharding)
+    host = np.asarray(a)
+    return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+
+
+def _gather(out: PyTree) -> PyTree:
+    """The whole output on this process (a no-op in a single process)."""
+    if jax.process_count() == 1:
+        return out
+    from jax.experimental import multihost_utils
+    return multihost_utils.process_allgather(out, tiled=True)
+
+
+def _train_in_segments(progs: _Programs, args: list, steps: int, label: str | None,
+                       sharding: NamedSharding | None) -> PyTree:
+    """Run the sweep's training loop in segments [k, k + s) with s adapted so that a segment takes
+    about SEGMENT_SECONDS, then its output. Between segments: honour an interrupt (saving the
+    state first), save a checkpoint when due, print progress. Resumes from the session's slot."""
+    session = checkpoint.current() if jax.process_count() == 1 else None
+    state = progs.init(*args)
+    slot = session.next_slot(checkpoint.digest(args)) if session is not None else None
+    k = 0
+    if slot is not None and (restored := slot.load(state)) is not None:
+        leaves, k = restored
+        treedef = jax.tree_util.tree_structure(state)
+        state = jax.tree_util.tree_unflatten(treedef, [
+            _put(x, sharding) if sharding is not None else jnp.asarray(x, dtype=ref.dtype)
+            for x, ref in zip(leaves, jax.tree_util.tree_leaves(state))])
+    where = f"{label or 'training'}"
+    span, last_save, next_print = 1, time.monotonic(), steps // 10
+    while k < steps:
+        interrupt.check(f"{where} step {k}/{steps}" + (" (checkpoint saved)" if slot else ""))
+        stop = min(k + span, steps)
+        t0 = time.perf_counter()
+        state = progs.advance(state, jnp.asarray(k, jnp.int32), jnp.asarray(stop, jnp.int32), *args)
+        jax.block_until_ready(state)
+        elapsed = time.perf_counter() - t0
+        k = stop
+        if elapsed < SEGMENT_SECONDS / 2:
+            span *= 2
+        elif elapsed > 2 * SEGMENT_SECONDS and span > 1:
+            span //= 2
+        if slot is not None and (interrupt.requested() is not None or k == steps
+                                 or time.monotonic() - last_save >= checkpoint_seconds()):
+            slot.save(state, k)
+            last_save = time.monotonic()
+        if label is not None and (k >= next_print or k == steps):
+            _print_progress(label, k, steps, state)
+            next_print = k + max(steps // 10, 1)
+    return progs.finish(state, *args)
+
+
+def _print_progress(label: str, k: int, steps: int, state) -> None:
+    """One stderr line: the last logged mean training loss of run 0."""
+    trace_loss = np.asarray(jax.device_get(state.trace_loss))[0]     # (n_logs,) of run 0
+    n_logged = int(k * trace_loss.shape[0] // steps)
+    text = f" loss {trace_loss[n_logged - 1]:.6g}" if n_logged > 0 else ""
+    print(f"[{label}] step {k}/{steps}{text}", file=sys.stderr, flush=True)

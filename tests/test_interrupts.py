@@ -1,0 +1,148 @@
+"""Segmented training, checkpoints and resume (theory/engine/sweep.py, checkpoint.py, interrupt.py).
+
+The engine-level tests drive the sweep directly: segment boundaries must not change a single bit,
+a sweep stopped between segments and rerun in the same checkpoint session must end with exactly
+the numbers of an uninterrupted sweep, and a checkpoint of other inputs must be ignored. The
+process-level tests (real SIGINT / SIGTERM / SIGKILL sent to `sandbox run`) are at the end.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import signal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from theory.engine import checkpoint, interrupt
+from theory.engine import sweep as sweep_lib
+from theory.engine import train as engine
+from theory.engine.keys import Keys
+from theory.engine.sweep import sweep
+
+
+def _run(key, *, lr, run_id=0, steps=240, width=4):
+    """A small noisy least-squares run with Adam: enough state (moments, trace) to lose."""
+    k_init, k_data = jax.random.split(key)
+    A = jnp.linspace(0.5, 2.0, width)                                    # (width,)
+
+    def loss_fn(w, b):
+        return 0.5 * jnp.sum((A * w - b) ** 2)
+
+    def sample(k):
+        return 1.0 + 0.1 * jax.random.normal(k, (width,))                # (width,)
+
+    opt = engine.make_optimizer(engine.OptimizerConfig("adam"), lr, steps)
+    w0 = jax.random.normal(k_init, (width,))
+    w, tr = engine.train(k_data, w0, loss_fn, sample, opt, steps=steps, log_every=8,
+                         log_fn=lambda w: jnp.sum(w), run_id=run_id)
+    return w, tr.loss, tr.logged, jnp.mean(w)                           # post-processing after train
+
+
+KEYS = Keys(0).sub("test_interrupts").runs(3)
+LRS = jnp.array([0.01, 0.03, 0.1])
+
+
+def _equal(a, b) -> bool:
+    return all(np.array_equal(np.asarray(x), np.asarray(y))
+               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def test_segment_boundaries_do_not_change_a_bit(monkeypatch):
+    reference = sweep(_run, KEYS, shard=False, lr=LRS)
+    monkeypatch.setattr(sweep_lib, "SEGMENT_SECONDS", 0.0)      # every segment one step long
+    assert _equal(sweep(_run, KEYS, shard=False, lr=LRS), reference)
+
+
+def test_segmented_sweep_matches_direct_training():
+    out = sweep(_run, KEYS, shard=False, lr=LRS)
+    for i in range(3):
+        direct = jax.jit(functools.partial(_run, lr=LRS[i]))(KEYS[i])
+        for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(direct)):
+            np.testing.assert_allclose(np.asarray(a)[i], b, rtol=1e-6, atol=1e-7)
+
+
+def _stop_after(n_checks: int):
+    """An interrupt.check that raises on its n-th call, as a signal between segments would."""
+    calls = {"n": 0}
+
+    def check(where):
+        calls["n"] += 1
+        if calls["n"] >= n_checks:
+            raise interrupt.Interrupted(signal.SIGINT, where)
+    return check
+
+
+def test_resume_after_interrupt_equals_uninterrupted(tmp_path, monkeypatch):
+    reference = sweep(_run, KEYS, shard=False, lr=LRS)
+    monkeypatch.setattr(sweep_lib, "SEGMENT_SECONDS", 0.0)
+    monkeypatch.setenv("SANDBOX_CHECKPOINT_SECONDS", "0")
+    folder, meta = tmp_path / "ck", {"claim": "test", "seed": 0}
+    with checkpoint.session(folder, meta) as ck, ck.part("p"):
+        monkeypatch.setattr(sweep_lib.interrupt, "check", _stop_after(40))
+        with pytest.raises(interrupt.Interrupted, match="step 39/240"):
+            sweep(_run, KEYS, shard=False, lr=LRS)
+    slot = next((folder / "sweeps").glob("p.0.npz"))
+    with np.load(slot) as z:
+        assert int(z["step"]) == 39
+    monkeypatch.setattr(sweep_lib.interrupt, "check", lambda where: None)
+    with checkpoint.session(folder, meta) as ck, ck.part("p"):
+        assert ck.resumed
+        resumed = sweep(_run, KEYS, shard=False, lr=LRS)
+    assert _equal(resumed, reference)
+
+
+def test_checkpoint_of_other_inputs_or_meta_is_ignored(tmp_path, monkeypatch):
+    monkeypatch.setenv("SANDBOX_CHECKPOINT_SECONDS", "0")
+    folder = tmp_path / "ck"
+    with checkpoint.session(folder, {"seed": 0}) as ck, ck.part("p"):
+        sweep(_run, KEYS, shard=False, lr=LRS)
+    other_lr = sweep(_run, KEYS, shard=False, lr=2 * LRS)
+    with checkpoint.session(folder, {"seed": 0}) as ck, ck.part("p"):
+        assert _equal(sweep(_run, KEYS, shard=False, lr=2 * LRS), other_lr)     # digest differs
+    with checkpoint.session(folder, {"seed": 1}) as ck:
+        assert not ck.resumed and not (folder / "sweeps").exists()              # meta differs: wiped
+
+
+def _two_trains(key, *, lr, run_id=0):
+    w, _, _, _ = _run(key, lr=lr, steps=16)
+    v, _, _, _ = _run(jax.random.fold_in(key, 1), lr=lr, steps=16)
+    return w + v
+
+
+def test_run_function_with_two_train_calls_is_one_program():
+    progs = sweep_lib._programs(_two_trains, ("lr",), None)
+    out = sweep(_two_trains, KEYS, shard=False, lr=LRS)
+    assert not next(iter(progs.meta.values()))[0]
+    direct = jax.vmap(lambda k, lr: _two_trains(k, lr=lr))(KEYS, LRS)
+    np.testing.assert_allclose(out, direct, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shard", [False, True])
+def test_lax_map_chunks_equal_the_unchunked_sweep(shard):
+    keys = Keys(1).sub("test_interrupts").runs(5)
+    lrs = jnp.linspace(0.01, 0.1, 5)
+    whole = sweep(_run, keys, shard=shard, lr=lrs)
+    chunked = sweep(_run, keys, shard=shard, batch_size=2, lr=lrs)
+    for a, b in zip(jax.tree_util.tree_leaves(whole), jax.tree_util.tree_leaves(chunked)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_stale_temporary_files_of_dead_writers_are_removed(tmp_path):
+    dead = tmp_path / f"{checkpoint.TEMP_PREFIX}999999999-x.part"
+    mine = tmp_path / f"{checkpoint.TEMP_PREFIX}{os.getpid()}-y.part"
+    dead.write_bytes(b"")
+    mine.write_bytes(b"")
+    assert checkpoint.remove_stale_temps(tmp_path) == [dead]
+    assert mine.exists() and not dead.exists()
+
+
+def test_atomic_write_follows_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        checkpoint.atomic_write(tmp_path / "f.json", b"{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.json").stat().st_mode & 0o777 == 0o640

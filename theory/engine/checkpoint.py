@@ -1,0 +1,218 @@
+"""Checkpoints: a claim run's progress on disk, so that an interrupted run resumes where it stopped.
+
+    with checkpoint.session(folder, meta) as ck:   # the runner: one folder per (claim, config, seed)
+        with ck.part("one_layer"):                 # run_parts: one scope per part
+            sweep(...)                             # the sweep driver saves and resumes its slots
+
+Layout of a session folder (under the output root, `.checkpoints/<claim>-<config hash>-s<seed>/`):
+
+    meta.json               what the checkpoint belongs to: claim, config fingerprint, seed and a
+                            fingerprint of the code (every .py under theory/, experiments/, proofs/)
+    parts/<part>.json       a finished part: {"predicted": P, "measured": M}
+    sweeps/<part>.<i>.npz   the i-th sweep of a part: the leaves of its `TrainState` (params,
+                            optimiser state, divergence record, trace so far), the step reached, and
+                            a digest of the sweep's inputs (run keys and value hyperparameters)
+
+A resumed run skips the finished parts, restores each sweep from its slot and continues at the
+step reached; because a step's batch is drawn from fold_in(key, k) and the state holds everything
+else, the numbers equal an uninterrupted run's (tests/test_interrupts.py). A checkpoint whose
+code, config, seed or inputs differ is discarded, never mixed in.
+
+Format: plain `.npz` and `.json`, each written to a temporary file and renamed into place (atomic
+on POSIX). The state's structure is not stored: the code rebuilds it (the sweep's init program
+gives a template of the same tree), so loading unpickles nothing and needs no extra dependency
+(orbax would add asynchronous multi-host machinery this single-process format does not need).
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import jax
+import numpy as np
+
+PyTree = Any
+TEMP_PREFIX = ".tmp-"
+
+_CURRENT: contextvars.ContextVar["Session | None"] = contextvars.ContextVar("checkpoint", default=None)
+
+
+def current() -> "Session | None":
+    """The session in force (None: nothing is saved; training still runs in segments)."""
+    return _CURRENT.get()
+
+
+# --- atomic files -------------------------------------------------------------------------------
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder, renamed into place.
+
+    The temporary name carries the writer's pid (`.tmp-<pid>-...`) so a later run can tell a
+    leftover of a killed process from a write in progress (`remove_stale_temps`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete `.tmp-<pid>-*` files in `folder` (recursively) whose writer is no longer running."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.rglob(f"{TEMP_PREFIX}*"):
+        try:
+            pid = int(p.name[len(TEMP_PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+# --- fingerprints -------------------------------------------------------------------------------
+def code_fingerprint(root: Path, paths=("theory", "experiments", "proofs")) -> str:
+    """sha256 of every .py file under `paths` of `root` (names and contents), 16 hex digits."""
+    h = hashlib.sha256()
+    for sub in paths:
+        for f in sorted((root / sub).rglob("*.py")):
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def digest(*arrays: Any) -> str:
+    """sha256 of the shapes, dtypes and bytes of host copies of `arrays` (pytrees allowed)."""
+    h = hashlib.sha256()
+    for leaf in jax.tree_util.tree_leaves(arrays):
+        a = np.asarray(jax.device_get(leaf))
+        if a.dtype.kind == "V":                      # typed PRNG keys
+            a = np.asarray(jax.random.key_data(leaf))
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+# --- sessions -----------------------------------------------------------------------------------
+class Slot:
+    """The checkpoint of one sweep: its state after `step` steps."""
+
+    def __init__(self, path: Path, inputs: str):
+        self.path, self.inputs = path, inputs
+
+    def load(self, template: PyTree) -> tuple[list[np.ndarray], int] | None:
+        """(leaves, step) if the slot holds a state of `template`'s structure for these inputs."""
+        if not self.path.is_file():
+            return None
+        try:
+            with np.load(self.path, allow_pickle=False) as z:
+                if str(z["inputs"]) != self.inputs:
+                    return None
+                leaves = [z[f"leaf{i}"] for i in range(int(z["n_leaves"]))]
+                step = int(z["step"])
+        except (OSError, KeyError, ValueError):
+            return None
+        ref = jax.tree_util.tree_leaves(template)
+        if len(ref) != len(leaves) or any(np.shape(a) != np.shape(b) for a, b in zip(ref, leaves)):
+            return None
+        return leaves, step
+
+    def save(self, state: PyTree, step: int) -> None:
+        leaves = jax.tree_util.tree_leaves(jax.device_get(state))
+        arrays = {f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)}
+        import io
+        buf = io.BytesIO()
+        np.savez(buf, inputs=np.asarray(self.inputs), step=np.asarray(step), n_leaves=np.asarray(len(leaves)),
+                 **arrays)
+        atomic_write(self.path, buf.getvalue())
+
+
+class Session:
+    """The checkpoint folder of one claim run (see the module docstring)."""
+
+    def __init__(self, folder: Path, meta: dict):
+        self.folder, self.meta = Path(folder), dict(meta)
+        self.resumed = False
+        self._part, self._count = "", 0
+        old = self._read_meta()
+        if old is not None and old != self.meta:
+            shutil.rmtree(self.folder, ignore_errors=True)       # other code, config or seed
+        elif old is not None:
+            self.resumed = True
+        remove_stale_temps(self.folder)
+        atomic_write(self.folder / "meta.json", json.dumps(self.meta, sort_keys=True).encode())
+
+    def _read_meta(self) -> dict | None:
+        try:
+            return json.loads((self.folder / "meta.json").read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None
+
+    @contextlib.contextmanager
+    def part(self, name: str) -> Iterator[None]:
+        """Sweeps inside are numbered within part `name` (0, 1, ... in call order)."""
+        outer = (self._part, self._count)
+        self._part, self._count = name, 0
+        try:
+            yield
+        finally:
+            self._part, self._count = outer
+
+    def next_slot(self, inputs: str) -> Slot:
+        self._count += 1
+        return Slot(self.folder / "sweeps" / f"{self._part or 'run'}.{self._count - 1}.npz", inputs)
+
+    def load_part(self, name: str) -> dict | None:
+        try:
+            return json.loads((self.folder / "parts" / f"{name}.json").read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None
+
+    def save_part(self, name: str, data: dict) -> None:
+        atomic_write(self.folder / "parts" / f"{name}.json", json.dumps(data).encode())
+
+    def finished_parts(self) -> list[str]:
+        return sorted(p.stem for p in (self.folder / "parts").glob("*.json"))
+
+    def clear(self) -> None:
+        """Remove the folder (the run finished and its result is written)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        parent = self.folder.parent
+        with contextlib.suppress(OSError):
+            parent.rmdir()                      # .checkpoints/ itself, when now empty
+
+
+@contextlib.contextmanager
+def session(folder: Path, meta: dict) -> Iterator[Session]:
+    """Make a session current for the duration."""
+    s = Session(folder, meta)
+    token = _CURRENT.set(s)
+    try:
+        yield s
+    finally:
+        _CURRENT.reset(token)
