@@ -29,3 +29,49 @@ def f64():
     """Run the test body in float64 (scoped x64)."""
     with precision("float64"):
         yield
+
+
+# --- the reliability table (tests/reliability.py) -------------------------------------------------
+def pytest_runtest_logreport(report):
+    """Remember how each test that recorded reliability rows ended (its call phase, or a failed setup)."""
+    import reliability
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        reliability.OUTCOMES[report.nodeid] = report.outcome
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Write results/reliability.json when tests that record rows ran (sorted, deterministic)."""
+    import reliability
+    reliability.write()
+    _record_tier_time(session, exitstatus)
+
+
+# --- measured tier runtimes (results/test_times.json, rendered into the README by `sandbox report`) ---
+_TIERS = {"not slow": "default (`pytest`)",
+          "not claim and not slow and not process": "unit (`pytest -m \"not claim and not slow and not process\"`)"}
+
+
+def pytest_sessionstart(session):
+    import time
+    session.config._sandbox_start = time.perf_counter()
+
+
+def _record_tier_time(session, exitstatus):
+    """Record the wall time of a whole tier (every test of the selection, no -k, no paths given)."""
+    import json
+    import time
+    from pathlib import Path
+    config = session.config
+    tier = _TIERS.get(" ".join(config.getoption("markexpr", "").split()))
+    default_paths = ([], ["tests"], [str(Path(config.rootpath) / "tests")])
+    whole = not config.getoption("keyword", "") and config.args in default_paths
+    if tier is None or not whole or not session.items or exitstatus != 0:
+        return
+    path = Path(config.rootpath) / "results" / "test_times.json"
+    try:
+        times = json.loads(path.read_text())
+    except (OSError, ValueError):
+        times = {}
+    times[tier] = {"tests": len(session.items), "seconds": round(time.perf_counter() - config._sandbox_start),
+                   "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
+    path.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n")

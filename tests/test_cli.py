@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from reliability import record
 
 from theory.cli import main
+from theory.errors import SandboxError
 from theory.harness import registry as claims
 from theory.harness import report, runner
 
@@ -57,6 +59,7 @@ def test_unwritable_output_directory(tmp_path, capsys):
     assert blocker.read_text() == "not a directory"
 
 
+@pytest.mark.claim          # trains a (diverging) run: claim tier, not the unit loop
 def test_diverging_run_names_step_and_lr_and_writes_nothing(tmp_path, capsys):
     code = main(["run", "gd_equivalence", "--out", str(tmp_path), "--set", "lr=1e3",
                  "--set", "steps=100", "--set", "log_every=50"])
@@ -85,10 +88,17 @@ def test_readme_and_report_match_committed_results():
         assert report.readme_block(text, preset) == report.summary(None, preset), \
             f"README {preset} summary is stale: run `sandbox report`"
     assert (REPO / "REPORT.md").read_text() == report.full_report(None), "REPORT.md is stale: run `sandbox report`"
+    block = report.reliability_block(text)
+    if block is not None:                         # the README carries the reliability markers
+        assert block == report.reliability(None), "README reliability table is stale: run `sandbox report`"
 
 
 # --- reproduce / report / plot / interrupt, wired end to end through a tiny fake claim -------------
-def _fake_module(interrupt: bool = False):
+def _fake_module(interrupt: bool = False, value: float | None = None, boom: bool = False,
+                 duplicate: bool = False, plot_fails: bool = False, unbounded: tuple = ()):
+    """A two-part claim: `square` (x = sqrt(x)^2) and `lengths` (one check per entry of `lengths`,
+    enabled by `extra`). `value` replaces the measurement of x (e.g. nan), `boom` makes measure
+    raise a RuntimeError (a bug), `duplicate` makes the second part repeat a check name."""
     import dataclasses
     import types
 
@@ -96,13 +106,17 @@ def _fake_module(interrupt: bool = False):
 
     from theory.harness.parts import Part
     from theory.harness.plotting import figure
-    from theory.harness.results import close
+    from theory.harness.results import at_least, close
 
     mod = types.ModuleType("fake_claim")
 
     @dataclasses.dataclass(frozen=True)
     class Config:
+        TOLERANCES = ("tol",)
         x: float = 2.0
+        extra: bool = True
+        lengths: tuple[int, ...] = (1, 2)
+        tol: float = 1e-6
         seeds: int = 1
 
         @classmethod
@@ -114,7 +128,8 @@ def _fake_module(interrupt: bool = False):
             return cls(x=3.0)
 
         def validate(self):
-            pass
+            if self.x <= 0:
+                raise SandboxError(f"x must be positive, got {self.x}")
 
     def predict(cfg):
         return {"x": cfg.x}
@@ -122,26 +137,39 @@ def _fake_module(interrupt: bool = False):
     def measure(cfg, keys, progress):
         if interrupt:
             raise KeyboardInterrupt
+        if boom:
+            raise RuntimeError("an unexpected bug\nwith a second line")
         _ = keys.sub("noise").key
-        return {"x": float(jnp.sqrt(jnp.asarray(cfg.x)) ** 2)}
+        return {"x": float(jnp.sqrt(jnp.asarray(cfg.x)) ** 2) if value is None else value}
 
     def judge(cfg, P, M):
-        return [close("sqrt_squared", "sqrt(x)^2 equals x", "exact", P["x"], M["x"], 1e-6, "float rounding")]
+        return [close("sqrt_squared", "sqrt(x)^2 equals x", "exact", P["x"], float(M["x"]), cfg.tol,
+                      "float rounding")]
+
+    def judge_lengths(cfg, P, M):
+        if duplicate:
+            return [close("sqrt_squared", "again", "exact", 1.0, 1.0, 0.0, "float rounding")]
+        return [at_least(f"length_{n}_positive", f"length {n} is positive", "exact", 1, n, "arithmetic")
+                for n in M["n"]]
 
     def plot(result):
+        if plot_fails:
+            raise RuntimeError("the figure failed")
         fig, ax = figure(1, 1)
-        ax[0, 0].plot([result["data"]["square"]["measured"]["x"]])
+        ax[0, 0].plot([float(result["data"]["square"]["measured"]["x"])])
         return fig
 
     mod.PRECISION, mod.Config, mod.plot = "float64", Config, plot
-    mod.PARTS = (Part("square", predict, measure, judge),)
+    mod.PARTS = (Part("square", predict, measure, judge, unbounded=unbounded),
+                 Part("lengths", lambda cfg: {}, lambda cfg, keys, progress: {"n": list(cfg.lengths)},
+                      judge_lengths, enabled=lambda cfg: cfg.extra))
     return mod
 
 
 @pytest.fixture
 def fake_registry(monkeypatch):
-    def install(interrupt=False):
-        monkeypatch.setitem(sys.modules, "fake_claim", _fake_module(interrupt))
+    def install(**kw):
+        monkeypatch.setitem(sys.modules, "fake_claim", _fake_module(**kw))
         spec = claims.ClaimSpec("fake", "x = sqrt(x)^2", "nobody", "fake_claim")
         monkeypatch.setattr(claims, "CLAIMS", {"fake": spec})
     return install
@@ -194,3 +222,311 @@ def test_interrupt_writes_nothing(tmp_path, capsys, fake_registry):
     assert main(["run", "fake", "--out", str(tmp_path)]) == 130
     assert "interrupted" in capsys.readouterr().err
     assert not any(p.suffix in (".json", ".png", ".svg", ".tmp") for p in _files(tmp_path))
+
+
+# --- exit codes -----------------------------------------------------------------------------------
+def _err_lines(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+def test_run_help_documents_the_exit_codes(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    for code, words in ((0, "passed"), (1, "check failed"), (2, "bad input"), (3, "internal error"),
+                        (130, "interrupted")):
+        assert any(line.strip().startswith(str(code)) and words in line for line in out.splitlines()), code
+    record("exit codes", "sandbox run --help", "the epilog lists exit codes 0, 1, 2, 3 and 130")
+
+
+def test_internal_error_is_one_line_exit_3_and_debug_shows_the_traceback(tmp_path, capsys, fake_registry):
+    fake_registry(boom=True)
+    assert main(["run", "fake", "--out", str(tmp_path)]) == 3
+    lines = _err_lines(capsys)
+    assert lines == ["sandbox: internal error: RuntimeError: an unexpected bug with a second line "
+                     "(rerun with --debug for the traceback)"]
+    assert _files(tmp_path) == [] and not (tmp_path / "results").exists()
+    assert main(["--debug", "run", "fake", "--out", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "RuntimeError" in err
+    assert main(["run", "fake", "--debug", "--out", str(tmp_path)]) == 3       # after the subcommand too
+    assert "Traceback" in capsys.readouterr().err
+    record("exit codes", "a claim whose measurement raises an unexpected exception (a bug)",
+           f"exit 3, {len(lines)} line naming the exception, nothing written; --debug prints the traceback")
+
+
+def test_argparse_errors_are_one_line_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["run", "gd_equivalence", "--seed", "abc"])
+    lines = _err_lines(capsys)
+    assert e.value.code == 2 and len(lines) == 1 and "invalid int value: 'abc'" in lines[0]
+
+
+# --- bad input: one line, exit 2, nothing written ---------------------------------------------------
+@pytest.mark.parametrize("claim, args, message", [
+    ("scan_snap", ["--set", "snap_eta_Y="], "snap_eta_Y must hold at least one value"),
+    ("scan_snap", ["--set", "snap_eta_Y=1"], "snap_eta_Y needs at least 2 values"),
+    ("scan_snap", ["--set", "snap_eta_Y=(0.5,1"], "unbalanced brackets"),
+    ("scan_snap", ["--set", "snap_eta_Y=0.5,,2"], "empty element"),
+    ("gd_equivalence", ["--seed", "99999999999999999999"], "seed must be an integer in [0, 2^31)"),
+    ("gd_equivalence", ["--seed", "4294967296"], "seed must be an integer in [0, 2^31)"),
+    ("gd_equivalence", ["--set", "steps=1000000000000"], "steps must lie within"),
+    ("gd_equivalence", ["--set", "d=100000000"], "d = 100000000 needs ~"),
+    ("svm_bias", ["--set", "d=100000000"], "d = 100000000 needs ~"),
+    ("gd_equivalence", ["--set", "lr=nan"], "lr must be a finite number"),
+    ("gd_equivalence", ["--set", "lr=inf"], "lr must be a finite number"),
+    ("rank_growth", ["--set", "top_tol=inf"], "top_tol is a tolerance"),
+    ("rank_growth", ["--set", "top_tol=0.5"], "top_tol is a tolerance"),
+    ("gd_equivalence", ["--set", "d=5", "--set", "d=6"], "--set d given twice"),
+    ("gd_equivalence", ["--seeds", "2", "--set", "seeds=3"], "--seeds and --set seeds"),
+])
+def test_issue_bad_inputs_are_refused(tmp_path, capsys, claim, args, message):
+    out = tmp_path / "out"
+    assert main(["run", claim, "--out", str(out), *args]) == 2
+    lines = _err_lines(capsys)
+    assert len(lines) == 1 and lines[0].startswith("sandbox: error:") and message in lines[0], lines
+    assert not out.exists()
+    record("bad input", f"sandbox run {claim} {' '.join(args)}",
+           f"exit 2, {len(lines)} line ({message!r}), nothing written")
+
+
+def test_memory_message_names_the_machine(tmp_path, capsys):
+    from theory.harness.config import GIB, physical_memory
+    assert main(["run", "svm_bias", "--out", str(tmp_path), "--set", "d=100000000"]) == 2
+    line = _err_lines(capsys)[0]
+    assert f"this machine has {physical_memory() / GIB:.3g} GiB" in line
+
+
+# --- overrides are never the preset ---------------------------------------------------------------
+def test_overrides_go_to_custom_with_changed_fields(tmp_path, capsys, fake_registry):
+    fake_registry()
+    assert main(["run", "fake", "--out", str(tmp_path)]) == 0
+    quick = (tmp_path / "results" / "fake.json").read_bytes()
+    capsys.readouterr()
+    assert main(["run", "fake", "--out", str(tmp_path), "--set", "x=5"]) == 0
+    out = capsys.readouterr().out
+    customs = sorted((tmp_path / "results" / "custom").glob("fake-*.json"))
+    assert len(customs) == 1 and (tmp_path / "results" / "fake.json").read_bytes() == quick
+    r = json.loads(customs[0].read_text())
+    assert r["preset"] == "custom" and r["base_preset"] == "quick" and r["changed"] == {"x": [2.0, 5.0]}
+    assert r["skipped"] == [] and r["verdict"] == "pass" and r["figure"] == f"figures/custom/{customs[0].stem}.png"
+    assert (tmp_path / "figures" / "custom" / f"{customs[0].stem}.svg").is_file()
+    assert len(customs[0].stem.split("-", 1)[1]) == runner.TAG_HEX
+    assert "custom from quick" in out and "changed: x: 2 -> 5" in out
+    # the same command lands in the same file; another seed or --seeds is custom too, --seeds = preset's is not
+    assert main(["run", "fake", "--out", str(tmp_path), "--set", "x=5"]) == 0
+    assert main(["run", "fake", "--out", str(tmp_path), "--seed", "1"]) == 0
+    assert main(["run", "fake", "--out", str(tmp_path), "--seeds", "2"]) == 0
+    capsys.readouterr()
+    assert main(["run", "fake", "--out", str(tmp_path), "--seeds", "1"]) == 0    # the preset's own --seeds
+    assert "sanity 0/0; quick," in capsys.readouterr().out
+    assert len(list((tmp_path / "results" / "custom").glob("fake-*.json"))) == 3
+    record("custom runs", "sandbox run NAME --set x=5 (and --seed 1, --seeds 2) beside an existing quick result",
+           "written to results/custom/<claim>-<hash>.json with base_preset and changed; the quick result "
+           "is untouched; --seeds equal to the preset's stays quick")
+
+
+def test_a_disabled_part_is_skipped_and_never_a_plain_pass(tmp_path, capsys, fake_registry):
+    fake_registry()
+    assert main(["run", "fake", "--out", str(tmp_path), "--set", "extra=false"]) == 1
+    out = capsys.readouterr().out
+    r = json.loads(next((tmp_path / "results" / "custom").glob("fake-*.json")).read_text())
+    assert r["verdict"] == "partial" and [c["name"] for c in r["checks"]] == ["sqrt_squared"]
+    assert r["skipped"] == [{"name": None, "part": "lengths", "reason": "part lengths is disabled by this config"}]
+    assert "fake: PARTIAL (evidence 1/1, sanity 0/0, 1 skipped" in out and "all of part lengths" in out
+    record("custom runs", "a --set that disables a part (sampled=false, depths=, nope=false)",
+           f"verdict {r['verdict']}, exit 1, the part's checks listed as skipped")
+
+
+def test_fewer_values_skip_the_committed_checks_by_name(tmp_path, capsys, fake_registry, monkeypatch):
+    """With a committed base result (here in a fake repository) the skipped checks are named one by one."""
+    fake_registry()
+    repo = tmp_path / "repo"
+    monkeypatch.setattr(runner, "REPO", repo)
+    assert main(["run", "fake", "--out", str(repo)]) == 0                       # the "committed" quick result
+    assert main(["run", "fake", "--out", str(tmp_path / "o"), "--set", "lengths=(1,)"]) == 1
+    r = json.loads(next((tmp_path / "o" / "results" / "custom").glob("fake-*.json")).read_text())
+    assert [s["name"] for s in r["skipped"]] == ["length_2_positive"] and r["verdict"] == "partial"
+    assert main(["run", "fake", "--out", str(tmp_path / "o"), "--set", "extra=0"]) == 1
+    names = {s["name"] for p in (tmp_path / "o" / "results" / "custom").glob("fake-*.json")
+             for s in json.loads(p.read_text())["skipped"]}
+    assert {"length_1_positive", "length_2_positive"} <= names
+    text = report.claim_section(read_result_of(r), None)
+    assert "Custom run from the quick preset: changed lengths: (1, 2) -> (1,)" in text and "length_2_positive" in text
+    record("custom runs", "a --set with fewer values (lengths=(1,), shorter eval_lengths)",
+           "each check of the committed base result the run lacks is listed as skipped by name")
+
+
+def read_result_of(r: dict) -> dict:
+    return {**r}
+
+
+def test_tolerances_are_not_settable(tmp_path, capsys, fake_registry):
+    fake_registry()
+    assert main(["run", "fake", "--out", str(tmp_path), "--set", "tol=1"]) == 2
+    assert "tol is a tolerance" in capsys.readouterr().err and not tmp_path.joinpath("results").exists()
+
+
+# --- divergence and non-finite measurements -----------------------------------------------------------
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_measurement_is_a_divergence(tmp_path, capsys, fake_registry, value):
+    fake_registry(value=value)
+    out = tmp_path / "new"
+    assert main(["run", "fake", "--out", str(out)]) == 2
+    lines = _err_lines(capsys)
+    assert len(lines) == 1 and "part square diverged: measured.x =" in lines[0]
+    assert not out.exists(), "a failed run leaves no folders behind"
+    record("divergence", f"a part measuring {value} outside the training loop",
+           f"exit 2, {len(lines)} line naming the part and key, no result, no figure, no folder")
+
+
+def test_declared_unbounded_allows_plus_inf_only(tmp_path, capsys, fake_registry):
+    fake_registry(value=float("inf"), unbounded=("x",))
+    assert main(["run", "fake", "--out", str(tmp_path)]) == 1          # the check fails; nothing diverged
+    r = json.loads((tmp_path / "results" / "fake.json").read_text())
+    assert r["data"]["square"]["measured"]["x"] == "inf" and not r["checks"][0]["passed"]
+    fake_registry(value=float("nan"), unbounded=("x",))
+    assert main(["run", "fake", "--out", str(tmp_path / "b")]) == 2
+
+
+@pytest.mark.claim
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # numpy's 0/0 and scipy's constant-input warnings
+def test_scan_snap_divergence_writes_nothing(tmp_path, capsys):
+    """The issue's case: a huge invariant_eta_Y makes the scan part's spread 0/0 (the CLI shows the
+    warnings and then the one error line; pytest would turn the warnings into errors)."""
+    out = tmp_path / "out"
+    code = main(["run", "scan_snap", "--out", str(out), "--set", "invariant_eta_Y=1e9", "--set", "sampled=false",
+                 "--set", "scan_steps=200", "--set", "invariant_step=100", "--set", "order_step=200",
+                 "--set", "snap_steps=100"])
+    lines = [ln for ln in _err_lines(capsys) if ln.startswith("sandbox:")]
+    assert code == 2 and len(lines) == 1 and "part scan diverged" in lines[0] and "nan" in lines[0]
+    assert not out.exists()
+    record("divergence", "sandbox run scan_snap --set invariant_eta_Y=1e9 (tiny sizes)",
+           f"exit {code}, one line naming part scan and the NaN key, no result, no figure")
+
+
+# --- outputs ---------------------------------------------------------------------------------------
+def test_outputs_follow_the_umask(tmp_path, fake_registry):
+    fake_registry()
+    old = os.umask(0o027)
+    try:
+        assert main(["run", "fake", "--out", str(tmp_path)]) == 0
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in _files(tmp_path)}
+    assert modes == {"fake.json": 0o640, "fake.png": 0o640, "fake.svg": 0o640}, modes
+    record("outputs", "sandbox run under umask 027", "result and figures are mode 0640 (0o666 & ~umask)")
+
+
+def test_failed_figure_leaves_no_temp_file_and_no_folder(tmp_path, capsys, fake_registry):
+    fake_registry(plot_fails=True)
+    out = tmp_path / "new"
+    assert main(["run", "fake", "--out", str(out)]) == 3
+    assert not out.exists()
+    fake_registry()
+    assert main(["run", "fake", "--out", str(out)]) == 0
+    fake_registry(plot_fails=True)
+    assert main(["plot", "fake", "--out", str(out)]) == 3
+    assert sorted(p.name for p in _files(out)) == ["fake.json", "fake.png", "fake.svg"]
+    record("outputs", "a figure that raises while a run or a redraw writes it",
+           "exit 3; no temporary file, no half-written figure, no folder left behind")
+
+
+def test_redrawn_figures_are_byte_identical(tmp_path, fake_registry):
+    fake_registry()
+    assert main(["run", "fake", "--out", str(tmp_path)]) == 0
+    figs = [tmp_path / "figures" / "fake.png", tmp_path / "figures" / "fake.svg"]
+    first = [p.read_bytes() for p in figs]
+    assert main(["plot", "fake", "--out", str(tmp_path)]) == 0
+    assert [p.read_bytes() for p in figs] == first
+    assert b"<dc:date>" not in first[1] and b"matplotlib" not in first[0]
+
+
+def test_a_real_claims_figure_redraws_byte_identical(tmp_path):
+    import shutil
+    (tmp_path / "results").mkdir()
+    shutil.copy(REPO / "results" / "scan_snap.json", tmp_path / "results" / "scan_snap.json")
+    png = runner.replot("scan_snap", tmp_path)
+    svg = png.with_suffix(".svg")
+    first = (png.read_bytes(), svg.read_bytes())
+    runner.replot("scan_snap", tmp_path)
+    assert (png.read_bytes(), svg.read_bytes()) == first
+    record("outputs", "sandbox plot scan_snap twice", "identical PNG and SVG bytes (fixed hash salt, no dates)")
+
+
+def test_plot_unknown_claim(capsys):
+    assert main(["plot", "nosuch"]) == 2
+    lines = _err_lines(capsys)
+    assert len(lines) == 1 and "unknown claim 'nosuch'" in lines[0]
+    record("bad input", "sandbox plot nosuch", "exit 2, one line: unknown claim, listing the known ones")
+
+
+def test_a_repeated_check_name_is_refused(tmp_path, capsys, fake_registry):
+    fake_registry(duplicate=True)
+    assert main(["run", "fake", "--out", str(tmp_path)]) == 3
+    assert "check names repeat within one result: ['sqrt_squared']" in capsys.readouterr().err
+    assert _files(tmp_path) == []
+
+
+# --- report: the README of the root it reads ---------------------------------------------------------
+def test_report_writes_only_its_own_roots_readme(tmp_path, capsys, fake_registry):
+    fake_registry()
+    checkout_readme = (REPO / "README.md").read_bytes()
+    assert main(["run", "fake", "--out", str(tmp_path)]) == 0
+    q0, q1 = report.markers("quick")
+    f0, f1 = report.markers("full")
+    r0, r1 = report.RELIABILITY
+    (tmp_path / "README.md").write_text(f"{q0}\nold\n{q1}\n{f0}\nold\n{f1}\n{r0}\nold\n{r1}\n")
+    assert main(["report", "--out", str(tmp_path), "--readme", str(REPO / "README.md")]) == 2
+    assert "refusing to write another directory's numbers" in capsys.readouterr().err
+    assert main(["report", "--out", str(tmp_path), "--readme", str(tmp_path / "README.md")]) == 0
+    text = (tmp_path / "README.md").read_text()
+    assert "[`fake`](REPORT.md#fake-quick)" in text and "No reliability table yet" in text
+    assert (REPO / "README.md").read_bytes() == checkout_readme
+    record("report", "sandbox report --out DIR --readme <the checkout's README.md>",
+           "exit 2, refused; with DIR/README.md it writes DIR's numbers there and the checkout's README is unchanged")
+
+
+def test_report_renders_the_reliability_table(tmp_path, capsys, fake_registry):
+    fake_registry()
+    assert main(["run", "fake", "--out", str(tmp_path)]) == 0
+    rows = [{"area": "b", "tried": "x | y", "outcome": "ok", "test": "t"}]
+    (tmp_path / "results" / "reliability.json").write_text(json.dumps({"rows": rows}))
+    r0, r1 = report.RELIABILITY
+    q0, q1 = report.markers("quick")
+    f0, f1 = report.markers("full")
+    (tmp_path / "README.md").write_text(f"{q0}\n{q1}\n{f0}\n{f1}\nA\n{r0}\nold\n{r1}\nZ\n")
+    assert main(["report", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "README.md").read_text()
+    assert "| area | what was tried | what happened |" in text and "| b | x \\| y | ok |" in text
+    assert report.reliability_block(text) == report.reliability(tmp_path) and text.endswith(f"{r1}\nZ\n")
+
+
+def test_report_custom_section(tmp_path, capsys, fake_registry):
+    fake_registry()
+    assert main(["run", "fake", "--out", str(tmp_path)]) == 0
+    assert main(["run", "fake", "--out", str(tmp_path), "--set", "extra=false"]) == 1
+    assert main(["report", "--out", str(tmp_path), "--custom"]) == 0
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "## custom runs" in text and "changed extra: true -> false" in text and "all of part lengths" in text
+    assert main(["report", "--out", str(tmp_path)]) == 0
+    assert "## custom runs" not in (tmp_path / "REPORT.md").read_text()
+
+
+def test_reproduce_skips_up_to_date_claims_unless_forced(tmp_path, capsys, fake_registry, monkeypatch):
+    fake_registry()
+    assert main(["reproduce", "--out", str(tmp_path)]) == 0
+    first = json.loads((tmp_path / "results" / "fake.json").read_text())
+    assert first["code"] and first["resumed"] is False
+    capsys.readouterr()
+    assert main(["reproduce", "--out", str(tmp_path)]) == 0
+    assert "up to date with the code and preset, not rerun" in capsys.readouterr().out
+    assert json.loads((tmp_path / "results" / "fake.json").read_text()) == first       # untouched
+    assert main(["reproduce", "--force", "--out", str(tmp_path)]) == 0
+    assert "up to date" not in capsys.readouterr().out
+    from theory.harness import runner
+    monkeypatch.setattr(runner.checkpoint, "code_fingerprint", lambda root: "other code")
+    assert runner.up_to_date("fake", "quick", tmp_path) is None                        # code changed: rerun
+    record("resume", "`sandbox reproduce` twice, then with --force, then after a code change",
+           "second run skips the up-to-date claim (result untouched); --force and changed code rerun it")

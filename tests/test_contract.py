@@ -6,8 +6,9 @@ import json
 import pytest
 from claim_asserts import rejudge
 
+from theory.harness import config as config_lib
 from theory.harness import registry, runner
-from theory.harness.results import KINDS, OPS, SCHEMA_VERSION, as_json, verdict_of
+from theory.harness.results import KINDS, OPS, SCHEMA_VERSION, as_json, read_result, verdict_of
 
 V2_FIELDS = {"name", "label", "kind", "op", "predicted", "bound", "measured", "metric", "error", "tolerance",
              "slack", "passed", "why", "part"}
@@ -26,7 +27,7 @@ def test_result_follows_schema_v2(name, preset):
     json_path, png_path, svg_path = runner.output_paths(name, preset=preset)
     r = json.loads(json_path.read_text())
     assert r["schema"] == SCHEMA_VERSION and r["claim"] == name and r["preset"] == preset
-    assert r["verdict"] == verdict_of(r["checks"])
+    assert r["verdict"] == verdict_of(r["checks"], r.get("skipped", []))
     assert r["streams"] and r["git"]["commit"] and r["versions"]["jax"]
     assert png_path.is_file() and svg_path.is_file()
     names = [c["name"] for c in r["checks"]]
@@ -60,3 +61,63 @@ def test_judges_reproduce_the_stored_checks(name, preset):
         assert list(again) == list(stored), part
         for n, c in again.items():
             assert as_json(c.to_json()) == stored[n], n
+
+
+@pytest.mark.parametrize("name, preset", _committed())
+def test_committed_result_reads_strictly(name, preset):
+    """read_result's full validation (types, names, verdict) accepts every committed result."""
+    r = read_result(runner.output_paths(name, preset=preset)[0], claim=name)
+    assert r["base_preset"] == preset and r["changed"] == {} and r["skipped"] == []
+
+
+def _nonfinite(x, path=""):
+    if isinstance(x, dict):
+        for k, v in x.items():
+            yield from _nonfinite(v, f"{path}.{k}" if path else k)
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            yield from _nonfinite(v, f"{path}[{i}]")
+    elif x in ("nan", "inf", "-inf"):
+        yield path, x
+
+
+@pytest.mark.parametrize("name, preset", _committed())
+def test_non_finite_data_is_declared(name, preset):
+    """A committed result holds a non-finite number only where its part declares +inf = "never"
+    (Part.unbounded, theory/harness/parts.py); the runner refuses any other as a divergence."""
+    r = json.loads(runner.output_paths(name, preset=preset)[0].read_text())
+    parts = {p.name: p for p in registry.load(name).PARTS}
+    bad = []
+    for part, d in r["data"].items():
+        for side in ("predicted", "measured"):
+            for path, x in _nonfinite(d[side]):
+                if not (x == "inf" and path.split(".")[0].split("[")[0] in parts[part].unbounded):
+                    bad.append(f"{part}.{side}.{path} = {x}")
+    assert not bad, f"undeclared non-finite values (declare Part(..., unbounded=(key,))): {bad[:5]}"
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_config_markers_name_fields(name):
+    """TOLERANCES and MAY_BE_EMPTY name real fields; both presets pass the shared validation."""
+    import dataclasses
+    import typing
+    Config = registry.load(name).Config
+    fields = {f.name for f in dataclasses.fields(Config)}
+    assert set(config_lib.tolerance_fields(Config)) <= fields
+    hints = typing.get_type_hints(Config)
+    for f in getattr(Config, "MAY_BE_EMPTY", ()):
+        assert typing.get_origin(hints[f]) is tuple, f
+    for preset in runner.PRESETS:
+        config_lib.validate(getattr(Config, preset)())
+
+
+def test_fingerprint_and_custom_tag_are_stable():
+    Config = registry.load("gd_equivalence").Config
+    a, b = Config.quick(), Config.quick()
+    assert config_lib.fingerprint(a) == config_lib.fingerprint(b) and len(config_lib.fingerprint(a)) == 64
+    c = config_lib.apply_overrides(a, ["d=6"])
+    assert config_lib.fingerprint(c) != config_lib.fingerprint(a)
+    tag = runner.custom_tag("gd_equivalence", "quick", 0, c)
+    assert tag == runner.custom_tag("gd_equivalence", "quick", 0, config_lib.apply_overrides(b, ["d=6"]))
+    assert len({tag, runner.custom_tag("gd_equivalence", "quick", 1, c),
+                runner.custom_tag("gd_equivalence", "full", 0, c), runner.custom_tag("svm_bias", "quick", 0, c)}) == 4

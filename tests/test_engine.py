@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import jax
 import jax.numpy as jnp
@@ -80,7 +81,7 @@ def test_sharded_sweep_equals_unsharded_on_8_devices():
     assert jax.device_count() >= 8, "conftest must provide 8 host CPU devices"
     keys = run_keys(1, 6)              # 6 runs: padded to 8 and unpadded again
     lrs = jnp.linspace(0.05, 0.2, 6)
-    sharded = sweep(_quadratic_run, keys, shard=True, lr=lrs)
+    sharded = sweep(_quadratic_run, keys, shard=True, n_devices=8, lr=lrs)
     plain = sweep(_quadratic_run, keys, shard=False, lr=lrs)
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), sharded, plain)
     assert sharded[0].shape == (6, 3)
@@ -88,7 +89,7 @@ def test_sharded_sweep_equals_unsharded_on_8_devices():
 
 def test_sweep_output_is_sharded_over_runs():
     keys = run_keys(2, 8)
-    w, _ = sweep(_quadratic_run, keys, shard=True, lr=jnp.full((8,), 0.1))
+    w, _ = sweep(_quadratic_run, keys, shard=True, n_devices=8, lr=jnp.full((8,), 0.1))
     assert isinstance(w.sharding, jax.sharding.NamedSharding)
     assert len(w.sharding.device_set) == 8
 
@@ -328,5 +329,13 @@ def test_git_revision_is_dirty_only_for_code(tmp_path):
 
 def test_sweep_uses_no_more_devices_than_runs():
     """3 runs on 8 devices: sharded over 3 devices, no padded copies trained."""
-    w, _ = sweep(_quadratic_run, run_keys(4, 3), lr=jnp.full((3,), 0.1))
+    w, _ = sweep(_quadratic_run, run_keys(4, 3), n_devices=8, lr=jnp.full((3,), 0.1))
     assert len(w.sharding.device_set) == 3
+
+
+def test_sweeps_use_no_more_host_devices_than_cores_unless_told():
+    from theory.engine.sweep import default_devices
+    cores = len(os.sched_getaffinity(0))
+    assert default_devices() == min(jax.device_count(), cores)
+    w, _ = sweep(_quadratic_run, run_keys(4, 8), lr=jnp.full((8,), 0.1))
+    assert len(w.sharding.device_set) == min(8, cores)

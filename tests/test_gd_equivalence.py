@@ -53,6 +53,21 @@ def test_lsa_layer_matches_naive_loop(f64):
     assert float(models.lsa_predict(p, Z, 5, depth=1, n_norm=3)) == pytest.approx(-fixed[-1, -1], rel=1e-12)
 
 
+@pytest.mark.parametrize("n_layers, depth, n_norm", [(1, 2, None), (2, 2, None), (3, 3, None), (2, 4, 3),
+                                                     (1, 3, 7)])
+def test_lsa_predict_matches_naive_loop_at_depth(f64, n_layers, depth, n_norm):
+    """lsa_predict's moment recursion (query row only) against the naive loop, layers cycled."""
+    k1, k2 = jax.random.split(jax.random.PRNGKey(depth))
+    p = models.init_lsa(k1, n_layers, 4, 0.5)
+    Z = jax.random.normal(k2, (7, 4))
+    ref = np.asarray(Z, np.float64)
+    for k in range(depth):
+        ref = _naive_lsa(p.W_KQ[k % n_layers], p.W_PV[k % n_layers], ref, 6, n_norm)
+    got = models.lsa_predict(p, Z, 6, depth=depth, n_norm=n_norm)
+    assert float(got) == pytest.approx(-ref[-1, -1], rel=1e-12)
+    assert float(got) == pytest.approx(float(models.lsa_forward(p, Z, 6, depth=depth, n_norm=n_norm)[0]), rel=1e-12)
+
+
 def test_softmax_attention_matches_naive_loop(f64):
     k1, k2 = jax.random.split(jax.random.PRNGKey(1))
     p = models.init_softmax(k1, 2, 4, 0.7)
@@ -65,6 +80,7 @@ def test_softmax_attention_matches_naive_loop(f64):
     y_hat, pattern = models.softmax_attention_forward(p, jnp.asarray(Z), 5)
     assert float(y_hat) == pytest.approx(-ref[-1], rel=1e-12)
     np.testing.assert_allclose(pattern.sum(-1), 1.0, rtol=1e-12)
+    assert float(models.softmax_attention_predict(p, jnp.asarray(Z), 5)) == pytest.approx(-ref[-1], rel=1e-12)
 
 
 def test_query_is_never_attended_to():
@@ -203,6 +219,7 @@ def _tiny() -> exp.Config:
                                batch=32, softmax_batch=32, n_eval_one_layer=1024, n_eval=1024, n_sens=64)
 
 
+@pytest.mark.claim          # trains: claim tier, not the unit loop
 def test_same_seed_same_numbers_other_seed_other_numbers():
     """The one_layer part (random init, batches, held-out prompts): Keys(0) twice agree, Keys(1) differs."""
     cfg = _tiny()

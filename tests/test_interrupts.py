@@ -8,19 +8,26 @@ process-level tests (real SIGINT / SIGTERM / SIGKILL sent to `sandbox run`) are 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from reliability import record
 
-from theory.engine import checkpoint, interrupt
+from theory.engine import checkpoint, files, interrupt
 from theory.engine import sweep as sweep_lib
 from theory.engine import train as engine
 from theory.engine.keys import Keys
 from theory.engine.sweep import sweep
+from theory.errors import SandboxError
 
 
 def _run(key, *, lr, run_id=0, steps=240, width=4):
@@ -131,18 +138,136 @@ def test_lax_map_chunks_equal_the_unchunked_sweep(shard):
 
 
 def test_stale_temporary_files_of_dead_writers_are_removed(tmp_path):
-    dead = tmp_path / f"{checkpoint.TEMP_PREFIX}999999999-x.part"
-    mine = tmp_path / f"{checkpoint.TEMP_PREFIX}{os.getpid()}-y.part"
+    dead = tmp_path / f"{files.TEMP_PREFIX}999999999-x.part"
+    mine = tmp_path / f"{files.TEMP_PREFIX}{os.getpid()}-y.part"
     dead.write_bytes(b"")
     mine.write_bytes(b"")
-    assert checkpoint.remove_stale_temps(tmp_path) == [dead]
+    assert files.remove_stale_temps(tmp_path) == [dead]
     assert mine.exists() and not dead.exists()
 
 
 def test_atomic_write_follows_the_umask(tmp_path):
     old = os.umask(0o027)
     try:
-        checkpoint.atomic_write(tmp_path / "f.json", b"{}")
+        files.atomic_write(tmp_path / "f.json", b"{}")
     finally:
         os.umask(old)
     assert (tmp_path / "f.json").stat().st_mode & 0o777 == 0o640
+
+
+# --- real signals to a real `sandbox run` (tests/scripts/run_slow_claim.py) -----------------------
+SCRIPT = Path(__file__).parent / "scripts" / "run_slow_claim.py"
+LATENCY = 10.0   # s from signal to exit: one segment (~2 s target, up to 2x while adapting) + saving
+
+
+def _sandbox(out: Path, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(SCRIPT), "run", "slow", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "SANDBOX_CHECKPOINT_SECONDS": "0", **(env or {})})
+
+
+def _wait_for_slot(out: Path, part: str, proc: subprocess.Popen, beyond: int = 0, timeout: float = 240) -> int:
+    """Block until the checkpoint of `part`'s first sweep holds a step > `beyond`; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        for slot in out.glob(f".checkpoints/*/sweeps/{part}.0.npz"):
+            try:
+                with np.load(slot) as z:
+                    step = int(z["step"])
+            except (OSError, ValueError, KeyError, EOFError):
+                continue          # being replaced right now
+            if step > beyond:
+                return step
+        time.sleep(0.2)
+    raise AssertionError(f"no checkpoint of {part} after {timeout} s")
+
+
+def _comparable(out: Path) -> dict:
+    r = json.loads((out / "results" / "slow.json").read_text())
+    return {k: r[k] for k in ("checks", "data", "streams", "verdict", "config", "seed")}
+
+
+def _leftovers(out: Path) -> list[str]:
+    return sorted(str(p.relative_to(out)) for p in out.rglob(".tmp-*"))
+
+
+@pytest.mark.process
+def test_sigint_sigterm_sigkill_then_resume_equal_an_uninterrupted_run(tmp_path):
+    reference = _sandbox(tmp_path / "ref")
+    _, err = reference.communicate(timeout=600)
+    assert reference.returncode == 0, err
+    out = tmp_path / "run"
+    saved = 0                            # the step in the checkpoint when the last process ended
+    for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)):
+        proc = _sandbox(out)
+        _wait_for_slot(out, "long", proc, beyond=saved)       # this process has trained and saved
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        latency = time.monotonic() - sent
+        assert proc.returncode == code, err
+        if sig != signal.SIGKILL:
+            lines = [ln for ln in err.splitlines() if ln.startswith("sandbox:")]
+            assert len(lines) == 1 and f"interrupted ({sig.name})" in lines[0]
+            assert "resume with: sandbox run slow" in lines[0]
+            assert "Traceback" not in err and latency < LATENCY, (latency, err)
+            record("interrupts", f"{sig.name} to `sandbox run` mid-training",
+                   f"exit {code} within {LATENCY:g} s, one line naming the step reached and the resume command, "
+                   "no traceback, checkpoint kept, no result written")
+        else:
+            record("interrupts", "SIGKILL to `sandbox run` mid-training",
+                   "killed; the last checkpoint survives and the next run resumes from it")
+        assert not (out / "results" / "slow.json").exists()
+        with np.load(next(out.glob(".checkpoints/*/sweeps/long.0.npz"))) as z:
+            assert int(z["step"]) > saved
+            saved = int(z["step"])
+    final = _sandbox(out)
+    _, err = final.communicate(timeout=600)
+    assert final.returncode == 0 and "resuming from" in err, err
+    assert _comparable(out) == _comparable(tmp_path / "ref")
+    assert not (out / ".checkpoints").exists() and _leftovers(out) == []
+    record("interrupts", "rerun after SIGINT, SIGTERM and SIGKILL (3 resumes)",
+           "result equal to an uninterrupted run's (every check, measurement and stream); "
+           "checkpoints removed; no temporary file left")
+
+
+def test_a_second_run_of_the_same_checkpoint_is_refused_while_the_first_lives(tmp_path):
+    folder = tmp_path / ".checkpoints" / "x-quick-abc-s0"
+    lock = folder.with_name(folder.name + ".lock")
+    lock.parent.mkdir(parents=True)
+    lock.write_text(str(os.getppid()))                       # a live process holds it
+    with pytest.raises(SandboxError, match="another run of the same claim, config and seed"):
+        with checkpoint.session(folder, {"seed": 0}):
+            pass
+    lock.write_text("999999999")                             # its holder is gone: taken over
+    with checkpoint.session(folder, {"seed": 0}) as ck:
+        assert lock.read_text() == str(os.getpid()) and not ck.resumed
+    assert not lock.exists()
+    record("concurrent writers", "a second run of the same claim, config and seed while the first runs",
+           "refused in one line naming the running pid; a dead run's lock is taken over")
+
+
+_WRITER = """
+import json, sys
+from pathlib import Path
+from theory.engine.files import atomic_write
+path, tag = Path(sys.argv[1]), sys.argv[2]
+for i in range(300):
+    atomic_write(path, json.dumps({"writer": tag, "i": i, "pad": "x" * 20000}).encode())
+"""
+
+
+@pytest.mark.process
+def test_concurrent_writers_never_expose_a_partial_file(tmp_path):
+    target = tmp_path / "result.json"
+    target.write_text(json.dumps({"writer": "none"}))
+    writers = [subprocess.Popen([sys.executable, "-c", _WRITER, str(target), tag]) for tag in "ab"]
+    seen = set()
+    while any(w.poll() is None for w in writers):
+        seen.add(json.loads(target.read_text())["writer"])          # raises on a torn read
+    assert [w.returncode for w in writers] == [0, 0]
+    assert json.loads(target.read_text())["i"] == 299 and seen <= {"none", "a", "b"}
+    assert _leftovers(tmp_path) == []
+    record("concurrent writers", "two processes rewriting one file 300 times each while it is read",
+           "every read is a complete file of one writer; no temporary file left")

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from theory.engine.keys import MAX_SEED, Keys, name_hash
+from theory.engine.keys import MAX_SEED, Keys, data_key, name_hash, threefry2x32
+from theory.engine.precision import precision
 from theory.errors import SandboxError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +83,10 @@ def test_streams_are_logged_once_per_tree():
 
 
 def test_every_claim_records_its_streams():
-    for path in sorted((REPO / "results").glob("*.json")):
+    claim_results = [path for path in sorted((REPO / "results").glob("*.json"))
+                     if "claim" in json.loads(path.read_text())]      # not e.g. results/reliability.json
+    assert claim_results, "no committed claim result"
+    for path in claim_results:
         r = json.loads(path.read_text())
         assert r.get("streams"), f"{path.name} records no key streams"
 
@@ -104,3 +108,78 @@ def test_no_two_seeds_or_streams_share_a_key():
             where = f"seed {s} {name}" + ("" if i < 0 else f" run {i}")
             assert k not in seen, f"{where} shares its key with {seen[k]}"
             seen[k] = where
+
+
+# --- data keys: synthetic data streams drawn faster (threefry_fused) or by rbg -------------------------
+RBG_IMPLS = ("rbg", "unsafe_rbg")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(1,), (1001,), (7, 11, 13)])
+def test_fused_data_key_draws_the_threefry_numbers(dtype, shape):
+    """threefry_fused is the threefry stream itself: the same bits, uniforms, normals, splits and
+    fold_ins as the threefry key, eagerly and under jit (only the hash's lowering differs)."""
+    with precision(dtype):
+        k = Keys(4).sub("train").key
+        fk = Keys(4).sub("train").data_key
+        for draw in (lambda key: jax.random.bits(key, shape), lambda key: jax.random.uniform(key, shape),
+                     lambda key: jax.random.normal(key, shape), lambda key: jax.random.randint(key, shape, 0, 33),
+                     lambda key: jax.random.uniform(jax.random.split(jax.random.fold_in(key, 9), 3)[1], shape)):
+            np.testing.assert_array_equal(draw(fk), draw(k))
+            np.testing.assert_array_equal(jax.jit(draw)(fk), jax.jit(draw)(k))
+
+
+def test_threefry2x32_known_answer():
+    """The Random123 known-answer vectors of Threefry-2x32-20 (and JAX's own hash on random input)."""
+    import jax.extend.random as jex_random
+    u32 = lambda v: jnp.asarray(v, jnp.uint32)          # noqa: E731
+    for key, ctr, out in (((0, 0), (0, 0), (0x6B200159, 0x99BA4EFE)),
+                          ((0xFFFFFFFF,) * 2, (0xFFFFFFFF,) * 2, (0x1CB996FC, 0xBB002BE7)),
+                          ((0x13198A2E, 0x03707344), (0x243F6A88, 0x85A308D3), (0xC4923A9C, 0x483DF7A0))):
+        got = threefry2x32(u32(key[0]), u32(key[1]), u32(ctr[0]), u32(ctr[1]))
+        assert tuple(int(g) for g in got) == out
+    x = jax.random.bits(jax.random.PRNGKey(0), (2, 100), jnp.uint32)
+    k = jax.random.PRNGKey(5)
+    got = jnp.stack(threefry2x32(k[0], k[1], x[0], x[1]))
+    np.testing.assert_array_equal(got.reshape(-1), jex_random.threefry_2x32(k, x.reshape(-1)))
+
+
+@pytest.mark.parametrize("impl", ("threefry_fused",) + RBG_IMPLS)
+def test_data_keys_repeat_per_seed_and_differ_across_seeds(impl):
+    """Same seed and path -> the same numbers (inside and outside jit); another seed -> others."""
+    def draw(seed):                      # 32-bit words: a chance repeat among 1000 has probability 2e-7
+        return np.asarray(jax.random.bits(Keys(seed).sub("eval").data_runs(2, impl)[1], (1000,), jnp.uint32))
+    a, b = draw(0), draw(0)
+    np.testing.assert_array_equal(a, b)
+    traced = jax.jit(lambda k: jax.random.uniform(data_key(k, impl), (1000,)))(Keys(0).sub("x").key)
+    np.testing.assert_array_equal(traced, jax.random.uniform(data_key(Keys(0).sub("x").key, impl), (1000,)))
+    for other in (draw(1), draw(2)):
+        assert not np.any(a == other), "two seeds' data streams share draws"
+
+
+def test_data_keys_are_logged_under_their_stream():
+    root = Keys(3)
+    _ = root.sub("eval").data_key
+    _ = root.sub("fit").data_runs(2, "rbg")
+    assert root.streams() == ["eval", "fit"]          # what the collision test above covers
+    np.testing.assert_array_equal(jax.random.key_data(root.sub("fit").data_runs(3)), root.sub("fit").runs(3))
+
+
+@pytest.mark.parametrize("impl", RBG_IMPLS)
+def test_rbg_stream_shares_no_draws_with_its_threefry_stream(impl):
+    """An rbg data stream never repeats the draws of the threefry stream it came from: no equal
+    32-bit words at any position or at any offset up to 64 (a shifted copy); by chance, 2^16 x 129
+    comparisons give a repeat with probability 0.2%. (Uniforms carry only 23 random bits, so they
+    are compared as words.)"""
+    k = Keys(0).sub("train").key
+    n = 1 << 16
+    a = np.asarray(jax.random.bits(k, (n,), jnp.uint32))
+    b = np.asarray(jax.random.bits(data_key(k, impl), (n,), jnp.uint32))
+    for shift in range(-64, 65):
+        x, y = (a[shift:], b[:n - shift]) if shift >= 0 else (a[:n + shift], b[-shift:])
+        assert not np.any(x == y), f"{impl}: equal draws at offset {shift}"
+
+
+def test_unknown_data_impl_is_refused():
+    with pytest.raises(SandboxError, match="data-key implementation"):
+        data_key(Keys(0).key, "mersenne")

@@ -20,8 +20,12 @@ FORBIDDEN = {
     "theory/predictions": ("theory.engine.train", "theory.engine.sweep", "theory.harness", "theory.cli",
                            "experiments"),
     "theory/metrics.py": ("theory.engine", "theory.harness", "experiments", "jax"),
-    "theory/bench.py": ("theory.harness", "theory.predictions", "experiments"),
+    "theory/bench": ("theory.harness", "theory.predictions"),
 }
+
+# the bench times what the claims train: it may read an experiment's Config and run builders
+# (experiments.<claim>, .config, .runs), never its parts, judges or figures directly
+BENCH_MAY_IMPORT = re.compile(r"^experiments(\.\w+(\.(config|runs)(\.\w+)?)?)?$")
 
 
 def _imports(path: Path) -> list[str]:
@@ -48,6 +52,12 @@ def test_import_rule(layer):
         for mod in _imports(f):
             if any(mod == b or mod.startswith(b + ".") for b in FORBIDDEN[layer]):
                 bad.append(f"{f.relative_to(REPO)} imports {mod}")
+    assert not bad, "\n".join(bad)
+
+
+def test_bench_reads_experiments_only_through_config_and_runs():
+    bad = [f"{f.relative_to(REPO)} imports {mod}" for f in _files("theory/bench") for mod in _imports(f)
+           if (mod == "experiments" or mod.startswith("experiments.")) and not BENCH_MAY_IMPORT.match(mod)]
     assert not bad, "\n".join(bad)
 
 

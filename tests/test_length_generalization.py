@@ -221,6 +221,39 @@ def test_forward_matches_numpy_reference(causal):
     np.testing.assert_allclose(np.asarray(acts.pattern.sum(-1)), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", positional.KINDS)
+def test_forward_at_read_rows_equals_the_full_logits(kind):
+    """forward(read=...) (the last block at the read rows only) gives the full forward's logits there."""
+    cfg = transformer.TransformerConfig(vocab=5, n_classes=3, d_model=16, n_heads=2, n_layers=2, d_ff=8,
+                                        pe=PEConfig(kind=kind, max_len=64))
+    params = transformer.init(KEY, cfg)
+    params = params._replace(blocks=params.blocks._replace(u=jnp.ones_like(params.blocks.u)))
+    t, pos = jnp.array([0, 1, 2, 1, 4, 4, 3]), jnp.array([0, 3, 4, 9, 20, 21, 22])
+    pad, read = jnp.arange(7) < 5, jnp.array([4, 2, 4])
+    for causal in (False, True):
+        full, acts = transformer.forward(params, t, pos, pad, cfg, causal)
+        rows, none = transformer.forward(params, t, pos, pad, cfg, causal, read=read)
+        assert rows.shape == (3, 3) and none is None and acts is not None
+        np.testing.assert_allclose(np.asarray(rows), np.asarray(full[read]), rtol=1e-5, atol=1e-5)
+
+
+def test_layer_norm_gradient_is_autodiff_of_its_formula():
+    """The written-out VJP of `standardize` (theory/models/transformer.py) against autodiff of the formula."""
+    x = jax.random.normal(KEY, (5, 8)) * 3.0 + 1.0
+    g, b = jax.random.normal(jax.random.fold_in(KEY, 1), (8,)), jax.random.normal(jax.random.fold_in(KEY, 2), (8,))
+    w = jax.random.normal(jax.random.fold_in(KEY, 3), (5, 8))
+
+    def plain(x, g, b):
+        mu = jnp.mean(x, axis=-1, keepdims=True)
+        return (x - mu) / jnp.sqrt(jnp.mean((x - mu) ** 2, axis=-1, keepdims=True) + 1e-5) * g[None, :] + b[None, :]
+
+    ours = jax.grad(lambda *a: jnp.sum(w * transformer.layer_norm(*a)), argnums=(0, 1, 2))(x, g, b)
+    ref = jax.grad(lambda *a: jnp.sum(w * plain(*a)), argnums=(0, 1, 2))(x, g, b)
+    np.testing.assert_array_equal(np.asarray(transformer.layer_norm(x, g, b)), np.asarray(plain(x, g, b)))
+    for a, r in zip(ours, ref):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(r), rtol=1e-5, atol=1e-5)
+
+
 def test_none_is_sin_cos_with_zero_gain():
     task = algorithmic.get("even_pairs")
     c_sc, c_none = lg.Config().model(task, "sin_cos"), lg.Config().model(task, "none")

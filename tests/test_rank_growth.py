@@ -251,6 +251,7 @@ def test_proofs(proof):
 
 
 # --- determinism: same seed -> same numbers, another seed -> other numbers --------------------
+@pytest.mark.claim          # trains: claim tier, not the unit loop
 def test_measure_depends_on_the_seed_only(f64):
     cfg = dataclasses.replace(rg.Config.quick(), d=3, hidden=3, s=(2.0, 1.0), saxe_lr=0.05, rescale_alphas=(1e-3,),
                               seeds=1)
@@ -398,11 +399,16 @@ def no_training(monkeypatch):
     ("reg_lr=0.5", "stability"),
     ("seeds=0", "positive"),
     ("s=(1.0,2.0)", "decreasing"),
-    ("time_tols=(0.08,)", "one tolerance"),
+    ("time_tols=(0.08,)", "not settable"),          # a tolerance of the judge (Config.TOLERANCES)
 ])
 def test_bad_input_raises_before_training(tmp_path, no_training, override, match):
     with pytest.raises(SandboxError, match=match):
         run_claim(CLAIM, "quick", out=tmp_path, overrides=[override])
+
+
+def test_config_needs_one_time_tolerance_per_alpha():
+    with pytest.raises(SandboxError, match="one tolerance"):
+        dataclasses.replace(rg.Config.quick(), time_tols=(0.08,)).validate()
 
 
 def test_unstable_attention_lr_raises_before_training(no_training):

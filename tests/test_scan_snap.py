@@ -298,6 +298,7 @@ def _tiny(**kw) -> exp.Config:
         seeds=2, batch=8, **kw)
 
 
+@pytest.mark.claim          # trains: claim tier, not the unit loop
 def test_same_seed_same_numbers_other_seed_other_numbers(f64):
     """The fig6 part (random init and sampled data): Keys(0) twice agree, Keys(1) differs."""
     cfg = _tiny()
@@ -306,6 +307,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(f64):
     assert not np.any(np.asarray(a["entropy"]) == np.asarray(c["entropy"]))
 
 
+@pytest.mark.claim          # trains: claim tier, not the unit loop
 def test_invariant_check_fails_without_time_scale_separation(f64):
     """A real model at eta_Z = eta_Y: the invariant is far off and the check reports it."""
     cfg = _tiny()

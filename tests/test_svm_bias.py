@@ -220,6 +220,7 @@ def test_zero_padding_of_the_d_sweep_is_exact():
     assert 0 < np.abs(W0[:4, :4]).max() <= 0.5          # U(-1/sqrt(4), 1/sqrt(4)) on the block
 
 
+@pytest.mark.claim          # trains: claim tier, not the unit loop
 def test_same_seed_same_numbers_other_seed_other_numbers():
     """The w_ngd part (instances, init, training): Keys(0) twice agree, Keys(1) differs."""
     cfg = dataclasses.replace(exp.Config(), n=3, T=4, d=4, seeds=2, steps=40, log_every=20,

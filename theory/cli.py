@@ -1,23 +1,48 @@
 """`sandbox`: list, run, reproduce, report, plot and bench the registered claims.
 
-Exit codes: 0 every check passed, 1 a check failed, 2 bad input (unknown claim, bad --set,
-non-positive size, unwritable output, diverging run, missing results file), 130 interrupted.
+Exit codes:
+    0    every check passed (a plain pass)
+    1    a check failed, or a custom run skipped checks of its base preset (verdict "partial")
+    2    bad input or a diverged run: unknown claim or field, a malformed, non-finite, out-of-range or
+         tolerance --set, a config too large for this machine's memory, an unwritable output, a
+         missing or corrupt results file, a training run or measurement that diverged (one line on
+         stderr, nothing written)
+    3    an internal error (a bug): one line naming the exception; `sandbox --debug ...` prints
+         the traceback
+    130  interrupted by Ctrl-C (SIGINT), 143 by SIGTERM: training stops at the next segment boundary
+         (a few seconds), the checkpoint is kept, and the same command resumes the run
 """
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from theory.errors import SandboxError
 
+EXIT_CODES = __doc__.split("Exit codes:", 1)[1].rstrip()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2), like every other bad input."""
+
+    def error(self, message: str):
+        self.exit(2, f"sandbox: error: {message} (see `{self.prog} --help`)\n")
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sandbox", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p = _Parser(prog="sandbox", description=__doc__.splitlines()[0],
+                epilog="exit codes:" + EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="print the traceback of an internal error")
+    debug = _Parser(add_help=False)          # --debug is also accepted after the subcommand
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
-    sub.add_parser("list", help="names, statements and papers of all claims")
+    sub.add_parser("list", help="names, statements and papers of all claims", parents=[debug])
 
     def preset_flags(q):
         g = q.add_mutually_exclusive_group()
@@ -29,55 +54,107 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--out", type=Path, default=None,
                        help="write DIR/results and DIR/figures instead of the repository's")
 
-    r = sub.add_parser("run", help="run one claim: train, predict, compare, write result and figure")
+    r = sub.add_parser("run", help="run one claim: train, predict, compare, write result and figure",
+                       parents=[debug], formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Run one claim. Any --set, a --seeds other than the preset's or a --seed\n"
+                       "other than 0 is a custom run: written to results/custom/<claim>-<hash>.json and\n"
+                       "figures/custom/, never over the preset's files; checks of the preset it does not\n"
+                       "produce are reported as skipped (verdict partial). Tolerances are not settable.",
+                       epilog="exit codes:" + EXIT_CODES)
     r.add_argument("name")
     preset_flags(r)
-    r.add_argument("--seed", type=int, default=0, help="base seed (run i uses fold_in(seed, i))")
+    r.add_argument("--seed", type=int, default=0, help="base seed in [0, 2^31) (named streams, theory/engine/keys.py)")
     r.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the preset's)")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a config field (repeatable)")
+                   help="override a config field, once per field (repeatable for different fields)")
 
-    rp = sub.add_parser("reproduce", help="run every claim, then write the claims table")
+    rp = sub.add_parser("reproduce", help="run every claim, then write the claims table", parents=[debug])
     preset_flags(rp)
+    rp.add_argument("--force", action="store_true",
+                    help="rerun claims whose result is up to date with the code and preset (skipped otherwise)")
 
-    rep = sub.add_parser("report", help="write REPORT.md and the README summary blocks from the results files")
+    rep = sub.add_parser("report", help="write REPORT.md and the README summary blocks from the results files",
+                         parents=[debug])
     rep.add_argument("--out", type=Path, default=None,
                      help="read DIR/results and write DIR/REPORT.md (and DIR/README.md if present)")
+    rep.add_argument("--readme", type=Path, default=None,
+                     help="the README to update; must be the results root's own README.md (refused otherwise)")
+    rep.add_argument("--custom", action="store_true", help="add the custom runs under results/custom/ to REPORT.md")
 
-    pl = sub.add_parser("plot", help="redraw figures from results files without training")
+    pl = sub.add_parser("plot", help="redraw figures from results files without training", parents=[debug])
     pl.add_argument("names", nargs="*")
     preset_flags(pl)
 
-    b = sub.add_parser("bench", help="speed ratios measured in one run on this machine")
+    b = sub.add_parser("bench", help="speed ratios measured in one run on this machine", parents=[debug])
     b.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
     return p
 
 
 def _print_checks(result: dict) -> None:
-    from theory.harness.report import counts, fmt, theory_column
+    from theory.harness.report import changed_text, counts, fmt, skipped_text, theory_column
     rows = [("check", "kind", "theory", "measured", "slack", "pass")]
     for c in result["checks"]:
         rows.append((c["name"], c["kind"], theory_column(c), fmt(c["measured"]), fmt(c["slack"]),
                      "PASS" if c["passed"] else "FAIL"))
+    for s in result.get("skipped", []):
+        rows.append((s["name"] or f"({s['part']}: all)", "", "", "", "", "SKIPPED"))
     widths = [min(max(len(r[i]) for r in rows), 60) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(x[:60].ljust(w) for x, w in zip(r, widths)))
     ep, et, sp, st = counts(result)
-    print(f"{result['claim']}: {result['verdict'].upper()} (evidence {ep}/{et}, sanity {sp}/{st}; "
-          f"{result['preset']}, {result['wall_seconds']:.1f} s)")
+    n_skip = len(result.get("skipped", []))
+    preset = (f"custom from {result.get('base_preset')}" if result["preset"] == "custom" else result["preset"])
+    print(f"{result['claim']}: {result['verdict'].upper()} (evidence {ep}/{et}, sanity {sp}/{st}"
+          f"{f', {n_skip} skipped' if n_skip else ''}; {preset}, {result['wall_seconds']:.1f} s)")
+    if result["preset"] == "custom":
+        stem = Path(result["figure"]).stem
+        print(f"  changed: {changed_text(result)}")
+        print(f"  skipped: {skipped_text(result)}")
+        print(f"  written: results/custom/{stem}.json, figures/custom/{stem}.png|svg")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from theory.engine import interrupt
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
     try:
-        return _dispatch(args)
-    except SandboxError as e:
-        print(f"sandbox: error: {e}", file=sys.stderr)
+        with interrupt.interruptible():
+            return _dispatch(args)
+    except interrupt.Interrupted as e:          # honoured at a training segment or part boundary
+        print(f"sandbox: {e}; resume with: sandbox {shlex.join(argv)}", file=sys.stderr, flush=True)
+        return e.exit_code
+    except SandboxError as e:                   # bad input, a diverged run (DivergenceError)
+        if debug:
+            traceback.print_exc()
+        print(f"sandbox: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sandbox: interrupted; no result or figure was written for the unfinished claim",
               file=sys.stderr)
         return 130
+    except Exception as e:                      # a bug: one line, the traceback only with --debug
+        if debug:
+            traceback.print_exc()
+        print(f"sandbox: internal error: {type(e).__name__}: {_one_line(e)} (rerun with --debug for the "
+              "traceback)", file=sys.stderr)
+        return 3
+
+
+def entry(argv: list[str] | None = None) -> None:
+    """The console script: `main`, then exit. After an interrupt the process leaves through
+    `os._exit` (streams flushed first), skipping the interpreter shutdown in which JAX's runtime
+    can crash (theory/engine/interrupt.py)."""
+    code = main(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if code >= 128:
+        os._exit(code)
+    sys.exit(code)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _dispatch(args) -> int:
@@ -101,9 +178,15 @@ def _dispatch(args) -> int:
     if args.cmd == "reproduce":
         start, failed = time.perf_counter(), []
         for name in claims.names():
-            print(f"== {name} ({args.preset})", flush=True)
-            result = runner.run_claim(name, args.preset, out=args.out, progress=True)
-            _print_checks(result)
+            current = None if args.force else runner.up_to_date(name, args.preset, args.out)
+            if current is not None:
+                print(f"== {name} ({args.preset}): up to date with the code and preset, not rerun "
+                      f"(--force reruns it): {current['verdict'].upper()}", flush=True)
+                result = current
+            else:
+                print(f"== {name} ({args.preset})", flush=True)
+                result = runner.run_claim(name, args.preset, out=args.out, progress=True)
+                _print_checks(result)
             if result["verdict"] != "pass":
                 failed.append(name)
         try:
@@ -116,7 +199,7 @@ def _dispatch(args) -> int:
               f"failed: {', '.join(failed) or 'none'}")
         return 1 if failed else 0
     if args.cmd == "report":
-        for path in report.write(args.out):
+        for path in report.write(args.out, readme=args.readme, custom=args.custom):
             print(f"wrote {path}")
         print(report.summary(args.out, "quick"))
         return 0
@@ -124,10 +207,12 @@ def _dispatch(args) -> int:
         names = args.names or (claims.names() if args.preset == "quick"
                                else runner.available(args.out, args.preset))
         for name in names:
+            claims.get(name)                   # every name checked before anything is redrawn
+        for name in names:
             print(runner.replot(name, args.out, args.preset))
         return 0
     raise AssertionError(args.cmd)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

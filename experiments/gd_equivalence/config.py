@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from theory.errors import SandboxError
-from theory.harness.config import require_positive
+from theory.harness.config import check_fields, require_memory, require_positive
 from theory.tasks.linear_regression import RegressionTask
 
 EVAL_CHUNK = 1024   # prompts per chunk of a held-out evaluation (bounds memory at M = 1000)
@@ -13,6 +13,9 @@ EVAL_CHUNK = 1024   # prompts per chunk of a held-out evaluation (bounds memory 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    TOLERANCES = ()                    # no tolerance is a field: every judge threshold is in parts/*.py
+    MAY_BE_EMPTY = ("depths",)         # depths=() leaves the depth part out (its checks are skipped)
+
     d: int = 10                        # input dimension (vO: 10)
     n_context: int = 10                # N, context pairs per training prompt (vO: 10)
     input_range: float = 1.0           # x ~ U(-r/2, r/2) (vO's code: r = 1, variance 1/12)
@@ -50,6 +53,15 @@ class Config:
                    depth_lr=5e-3, softmax_steps=5000, n_eval=262144, n_sens=10240, n_ref=16384, seeds=3)
 
     def validate(self) -> None:
+        """Refuse a config this claim cannot run (SandboxError naming the field), before any work.
+
+        Memory: the largest allocation is estimated as 8x (activations, gradients, Adam moments,
+        temporaries) the float32 prompts of one training step, seeds x B x (N+1) x (D+N) with
+        B = the largest batch, N = the longer context, D = the larger input dimension + 1 (tokens
+        plus attention scores; D^2 weights are below this), or of one evaluation chunk
+        EVAL_CHUNK x (M+1) x D at the longest test length M, or 8x the float64 reference prompts
+        n_ref x (N+1) x D."""
+        check_fields(self)
         require_positive(self, "d", "n_context", "lr", "steps", "batch", "init_scale", "zfb_lam",
                          "zfb_n_context", "zfb_steps", "zfb_test_lengths", "depths", "depth_steps",
                          "depth_batch", "depth_lr", "softmax_steps", "softmax_batch",
@@ -65,6 +77,24 @@ class Config:
             if getattr(self, name) % EVAL_CHUNK:
                 raise SandboxError(f"{name}={getattr(self, name)} must be a multiple of {EVAL_CHUNK} "
                                    "(the evaluation chunk size)")
+        for name in ("depths", "zfb_test_lengths"):
+            if len(set(getattr(self, name))) != len(getattr(self, name)):
+                raise SandboxError(f"{name} must not repeat a value, got {getattr(self, name)}")
+        if any(K < 2 for K in self.depths):
+            raise SandboxError(f"depths must be >= 2 (one layer is the one_layer part; the depth part "
+                               f"compares K-layer stacks with GD++), got {self.depths}")
+        N = max(self.n_context, self.zfb_n_context)
+        D = max(self.d, len(self.zfb_lam)) + 1
+        B = max(self.batch, self.depth_batch, self.softmax_batch)
+        M = max(self.zfb_test_lengths)
+        require_memory(self, [
+            (("seeds", "batch", "depth_batch", "softmax_batch", "n_context", "zfb_n_context", "d", "zfb_lam"),
+             8 * 4 * self.seeds * B * (N + 1) * (D + N), "seeds x batch x (N+1) x (D+N) x 4 B x 8"),
+            (("zfb_test_lengths", "d", "zfb_lam"), 8 * 4 * EVAL_CHUNK * (M + 1) * D,
+             f"{EVAL_CHUNK} x (max test length + 1) x (d+1) x 4 B x 8"),
+            (("n_ref", "n_context", "zfb_n_context", "d", "zfb_lam"), 8 * 8 * self.n_ref * (N + 1) * D,
+             "n_ref x (N+1) x (d+1) x 8 B x 8"),
+        ])
 
     @property
     def vo_task(self) -> RegressionTask:

@@ -2,7 +2,9 @@
 transformer trained on lengths 1..N generalize to longer inputs better than the deterministic one.
 
 Protocol: every training step draws one length n ~ U{1..N} (N = 40) and a batch of that length,
-padded to N and masked, so training is ONE compiled lax.scan; positions are 0..T-1
+computed at the smallest of `train_buckets` length buckets >= n and masked beyond n (the same loss
+and gradient as padding to N, theory/engine/buckets.py), so training is ONE compiled program;
+the step lengths are shared by the runs of a sweep (runs.py); positions are 0..T-1
 (deterministic) or a sorted uniform subset of {0..L-1}, L = 2048, drawn per sequence (or per
 batch) at training AND test time (theory/models/positional.py: positions). Evaluation runs each
 test length in its own shape (no padding), `eval_batch` sequences per length, each with its own

@@ -3,15 +3,28 @@
 One run (`run`), from its key k -> (k_init, k_data, k_eval):
 
     train   `steps` Adam steps (global-norm clip). Step t draws one length n ~ U{1..N} (one per
-            sequence when mix_lengths) and B samples of that length padded to N and laid out by
-            algorithmic.layout (the encoder reads answer j at slot n + j, the causal decoder at
-            n - 1 + j); positions p = positional.positions(pe, k_p, n + m, T, batch=B,
-            randomized=r), T = seq_len(task, N), so the whole run is ONE compiled lax.scan.
+            sequence when mix_lengths) and B samples of that length, laid out by algorithmic.layout
+            (the encoder reads answer j at slot n + j, the causal decoder at n - 1 + j), with
+            positions p = positional.positions(pe, k_p, n + m, T, batch=B, randomized=r).
             loss = mean over the batch of  sum_j y_mask_j * CE(logits[read_j], y_j).
+            The batch is built at the smallest training-length bucket L >= n (theory/engine/buckets.py),
+            T = seq_len(task, L), masked beyond n exactly as padding to N would be: the same loss
+            and gradient as pad-to-max (tests/test_buckets.py), at a fraction of its compute, and
+            the whole run is still ONE compiled program (one lax.switch branch per bucket).
     eval    each test length n in its own shape T_n = seq_len(task, n) (no padding to the longest),
             `eval_batch` fresh sequences, each with its own positions (randomized runs draw new
             subsets at test time too); accuracy(n) = mean over sequences of the masked fraction of
             answer slots whose argmax class is right.
+
+The step lengths come from the sweep's `schedule` stream, shared by all its runs: step t's length
+is drawn from fold_in(schedule, t), and run r's data for the step from its own k_data and that
+step key (buckets.run_step_key). A bucket switch whose index differed across vmapped runs would
+execute every bucket (theory/engine/buckets.py, "vmap"); the shared lengths keep it one branch.
+
+The runs are vmapped in sweeps of `sweep_chunk` runs, one sweep after another (the same compiled
+program; the same numbers as one vmap to float rounding): on a CPU two vmapped runs of this
+transformer cost about 1.5x two runs in sequence (`sandbox bench`, the seeds row), so the default
+is 1; 0 vmaps every run at once and shards them over the devices (a GPU or several hosts).
 
 A variant is (randomized, causal, gain): traced values, so the variants of one encoding family
 share one compiled sweep. Seeds are paired: variant v of seed s uses run key s of the caller's
@@ -21,13 +34,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-from theory.engine.sweep import sweep
+from theory.engine import buckets as length_buckets
+from theory.engine.sweep import default_devices, sweep
 from theory.engine.train import OptimizerConfig, Trace, make_optimizer, raise_if_diverged, train
 from theory.models import positional, transformer
 from theory.tasks import algorithmic
@@ -63,6 +78,8 @@ class RunSpec:
     eval_chunk: int
     log_every: int
     mix_lengths: bool
+    buckets: tuple[int, ...]          # training-length buckets, ending at train_max_len; (N,) = pad to N
+    schedule: tuple[int, int]         # the words of the sweep's shared step-length key
 
 
 def sequences(task: algorithmic.Task, key: jax.Array, n, N: int, causal, B: int):
@@ -76,39 +93,82 @@ def sequences(task: algorithmic.Task, key: jax.Array, n, N: int, causal, B: int)
 def per_sequence(params, mcfg, s, lay, pos, causal, gain):
     """(loss, accuracy) per sequence (B,): CE summed over answer slots, masked per-slot accuracy."""
     def one(si, li, pi):
-        logits, _ = transformer.forward(params, li.tokens, pi, li.pad_mask, mcfg, causal, gain)
-        out = logits[li.read]                                          # (M, C)
+        out, _ = transformer.forward(params, li.tokens, pi, li.pad_mask, mcfg, causal, gain, read=li.read)  # (M, C)
         logp = jax.nn.log_softmax(out, axis=-1)                        # (M, C)
-        nll = -jnp.take_along_axis(logp, si.y[:, None], axis=-1)[:, 0]  # (M,)
+        # -logp[y] as a one-hot product (exact; its gradient is no scatter)
+        nll = -jnp.sum(logp * jax.nn.one_hot(si.y, out.shape[-1], dtype=logp.dtype), axis=-1)   # (M,)
         w = si.y_mask.astype(out.dtype)                                # (M,)
         hit = (jnp.argmax(out, axis=-1) == si.y).astype(out.dtype)     # (M,)
         return jnp.sum(nll * w), jnp.sum(hit * w) / jnp.sum(w)
     return jax.vmap(one)(s, lay, pos)
 
 
+def make_batch(n, key, L: int, *, spec: RunSpec, randomized, causal):
+    """The step's B sequences of real length n (traced) built at the static length L >= n:
+    (samples, layouts, positions (B, T_L)), T_L = seq_len(task, L)."""
+    task, B = algorithmic.get(spec.task), spec.batch
+    k_s, k_p = jax.random.split(key)
+    s, lay = sequences(task, k_s, n, L, causal, B)
+    pos = positional.positions(spec.model.pe, k_p, lay.n_tokens, algorithmic.seq_len(task, L), batch=B,
+                               randomized=randomized)                              # (B, T_L)
+    return s, lay, pos
+
+
+def mean_loss(params, batch, *, spec: RunSpec, causal, gain):
+    """The training loss of a batch: mean over sequences of the summed answer-slot cross-entropy."""
+    s, lay, pos = batch
+    loss, _ = per_sequence(params, spec.model, s, lay, pos, causal, gain)         # (B,)
+    return jnp.mean(loss)
+
+
+def batch_loss(params, n, key, L: int, *, spec: RunSpec, randomized, causal, gain):
+    """Mean loss of the step's sequences of real length n, built at the static length L >= n."""
+    batch = make_batch(n, key, L, spec=spec, randomized=randomized, causal=causal)
+    return mean_loss(params, batch, spec=spec, causal=causal, gain=gain)
+
+
+class Training(NamedTuple):
+    """What `train` is called with for one run (and what the bench times)."""
+    schedule: jax.Array              # (2,) the sweep's shared step key: step t uses fold_in(schedule, t)
+    params: transformer.TransformerParams
+    loss_fn: Callable
+    sample_batch: Callable           # step key -> (length n, this run's data key)
+    optimizer: optax.GradientTransformation
+    grad_fn: Callable                # bucketed value_and_grad (theory/engine/buckets.py)
+
+
+def training(key, randomized, causal, gain, *, spec: RunSpec) -> Training:
+    """The training problem of one run from its key (k_init, k_data, k_eval = split(key, 3))."""
+    N, B = spec.train_max_len, spec.batch
+    k_init, k_data, _ = jax.random.split(key, 3)
+    schedule = jnp.asarray(spec.schedule, jnp.uint32)           # (2,) the same in every run of the sweep
+
+    def sample_batch(k_step):                                   # k_step = fold_in(schedule, t)
+        n = jax.random.randint(k_step, (B,) if spec.mix_lengths else (), 1, N + 1)   # lengths of this step
+        return n, length_buckets.run_step_key(k_data, k_step)  # this run's data for the step
+
+    loss_at = functools.partial(batch_loss, spec=spec, randomized=randomized, causal=causal, gain=gain)
+    return Training(schedule, transformer.init(k_init, spec.model), length_buckets.loss(loss_at, spec.buckets),
+                    sample_batch, optimizer(spec), length_buckets.value_and_grad(loss_at, spec.buckets))
+
+
+def optimizer(spec: RunSpec) -> optax.GradientTransformation:
+    """Adam with global-norm clipping (Ruoss et al. 2023's recipe) at the spec's learning rate."""
+    return make_optimizer(OptimizerConfig("adam", clip=spec.clip), spec.lr, spec.steps)
+
+
+def train_run(key, randomized, causal, gain, *, spec: RunSpec, run_id=0, progress=None):
+    """Train one model from `key` (the training half of `run`): (params, trace)."""
+    t = training(key, randomized, causal, gain, spec=spec)
+    return train(t.schedule, t.params, t.loss_fn, t.sample_batch, t.optimizer, grad_fn=t.grad_fn,
+                 steps=spec.steps, log_every=spec.log_every, progress=progress, run_id=run_id)
+
+
 def run(key, randomized, causal, gain, *, spec: RunSpec, run_id=0, progress=None):
     """Train one model from `key`; (accuracy per eval length (E,), loss trace, first bad step)."""
     task, mcfg = algorithmic.get(spec.task), spec.model
-    N, B = spec.train_max_len, spec.batch
-    k_init, k_data, k_eval = jax.random.split(key, 3)
-    params = transformer.init(k_init, mcfg)
-    T = algorithmic.seq_len(task, N)
-
-    def sample_batch(k):
-        k_n, k_s, k_p = jax.random.split(k, 3)
-        n = jax.random.randint(k_n, (B,) if spec.mix_lengths else (), 1, N + 1)   # lengths of this step
-        s, lay = sequences(task, k_s, n, N, causal, B)
-        pos = positional.positions(mcfg.pe, k_p, lay.n_tokens, T, batch=B, randomized=randomized)  # (B, T)
-        return s, lay, pos
-
-    def loss_fn(p, batch):
-        s, lay, pos = batch
-        loss, _ = per_sequence(p, mcfg, s, lay, pos, causal, gain)    # (B,)
-        return jnp.mean(loss)
-
-    opt = make_optimizer(OptimizerConfig("adam", clip=spec.clip), spec.lr, spec.steps)
-    params, trace = train(k_data, params, loss_fn, sample_batch, opt, steps=spec.steps,
-                          log_every=spec.log_every, progress=progress, run_id=run_id)
+    _, _, k_eval = jax.random.split(key, 3)
+    params, trace = train_run(key, randomized, causal, gain, spec=spec, run_id=run_id, progress=progress)
 
     def eval_length(k, n):
         T_n = algorithmic.seq_len(task, n)
@@ -126,10 +186,27 @@ def run(key, randomized, causal, gain, *, spec: RunSpec, run_id=0, progress=None
     return acc, trace.loss, trace.first_bad_step
 
 
+def key_words(key: jax.Array) -> tuple[int, int]:
+    """A PRNG key as two Python ints (hashable: a RunSpec field)."""
+    return tuple(int(x) for x in np.asarray(key, dtype=np.uint32).reshape(-1))
+
+
+def spec_for(cfg, task: str, kind: str, steps: int, eval_lengths, schedule_key: jax.Array,
+             eval_batch: int | None = None, batch: int | None = None) -> RunSpec:
+    """The RunSpec of one sweep of `cfg`: model, training budget, buckets and the shared length stream."""
+    return RunSpec(task=task, model=cfg.model(algorithmic.get(task), kind),
+                   train_max_len=cfg.train_max_len, steps=steps, batch=batch or cfg.batch, lr=cfg.lr,
+                   clip=cfg.clip, eval_lengths=tuple(eval_lengths),
+                   eval_batch=eval_batch or cfg.eval_batch, eval_chunk=cfg.eval_chunk,
+                   log_every=cfg.log_every, mix_lengths=cfg.mix_lengths, buckets=cfg.buckets,
+                   schedule=key_words(schedule_key))
+
+
 def train_and_eval(cfg, task: str, kind: str, variants, run_keys: jax.Array, steps: int,
-                   eval_lengths, progress: str | None = None, eval_batch: int | None = None,
-                   batch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Sweep variants x seeds (run_keys (S, 2), paired over variants) of encoding family `kind`.
+                   eval_lengths, schedule_key: jax.Array, progress: str | None = None,
+                   eval_batch: int | None = None, batch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sweep variants x seeds (run_keys (S, 2), paired over variants) of encoding family `kind`;
+    the step lengths of every run come from `schedule_key` (see the module docstring).
 
     Returns acc (V, S, E) and the loss traces (V, S, steps / log_every)."""
     V, S = len(variants), run_keys.shape[0]
@@ -137,15 +214,17 @@ def train_and_eval(cfg, task: str, kind: str, variants, run_keys: jax.Array, ste
     rand = np.repeat([v.randomized for v in variants], S)                          # (V*S,)
     causal = np.repeat([v.causal for v in variants], S)                            # (V*S,)
     gain = np.repeat([v.gain for v in variants], S).astype(np.float32)             # (V*S,)
-    spec = RunSpec(task=task, model=cfg.model(algorithmic.get(task), kind),
-                   train_max_len=cfg.train_max_len, steps=steps, batch=batch or cfg.batch, lr=cfg.lr,
-                   clip=cfg.clip, eval_lengths=tuple(eval_lengths),
-                   eval_batch=eval_batch or cfg.eval_batch, eval_chunk=cfg.eval_chunk,
-                   log_every=cfg.log_every, mix_lengths=cfg.mix_lengths)
+    spec = spec_for(cfg, task, kind, steps, eval_lengths, schedule_key, eval_batch, batch)
     fn = functools.partial(run, spec=spec, progress=progress)
-    n_runs = V * S                     # shard over the most devices that divide the runs: no padding
-    n_dev = max(d for d in range(1, len(jax.devices()) + 1) if n_runs % d == 0)
-    acc, loss, bad = sweep(fn, keys, n_devices=n_dev, randomized=rand, causal=causal, gain=gain)
+    if cfg.sweep_chunk:                # sweeps of `sweep_chunk` runs in sequence (the same compiled program)
+        c = cfg.sweep_chunk
+        outs = [sweep(functools.partial(run, spec=spec, progress=progress if i == 0 else None), keys[i:i + c],
+                      shard=False, randomized=rand[i:i + c], causal=causal[i:i + c], gain=gain[i:i + c])
+                for i in range(0, V * S, c)]
+        acc, loss, bad = (np.concatenate([np.asarray(o[j]) for o in outs]) for j in range(3))
+    else:                              # all runs vmapped, sharded over the most devices that divide them
+        n_dev = max(d for d in range(1, default_devices() + 1) if (V * S) % d == 0)
+        acc, loss, bad = sweep(fn, keys, n_devices=n_dev, randomized=rand, causal=causal, gain=gain)
     raise_if_diverged(Trace(None, loss, None, bad), f"length_generalization/{task}/{kind}",
                       {"variant": np.repeat([v.name for v in variants], S), "lr": cfg.lr})
     return np.asarray(acc).reshape(V, S, -1), np.asarray(loss).reshape(V, S, -1)

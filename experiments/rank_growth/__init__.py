@@ -39,12 +39,13 @@ from theory.harness.parts import Part
 PRECISION = "float64"
 
 PARTS = (
-    Part("saxe_linear_net", saxe_linear_net.predict, saxe_linear_net.measure, saxe_linear_net.judge),
+    Part("saxe_linear_net", saxe_linear_net.predict, saxe_linear_net.measure, saxe_linear_net.judge,
+         unbounded=("t_cross",)),
     Part("rescaled_collapse", rescaled_collapse.predict, rescaled_collapse.measure, rescaled_collapse.judge),
     Part("diag_regression", diag_regression.predict, diag_regression.measure, diag_regression.judge,
-         draw=diag_regression.draw),
+         draw=diag_regression.draw, unbounded=("act",)),
     Part("diag_attention", diag_attention.predict, diag_attention.measure, diag_attention.judge,
-         draw=diag_attention.draw),
+         draw=diag_attention.draw, unbounded=("act", "plateau_steps")),
     Part("full_head", full_head.predict, full_head.measure, full_head.judge),
 )
 

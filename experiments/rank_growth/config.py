@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from theory.errors import SandboxError
-from theory.harness.config import require_positive
+from theory.harness.config import check_fields, require_memory, require_positive
 from theory.predictions import rank_growth as pred
 
 ALPHA2_MIN = 1e-300   # alpha^2 below this underflows float64 (smallest normal ~2.2e-308)
@@ -12,6 +13,10 @@ ALPHA2_MIN = 1e-300   # alpha^2 below this underflows float64 (smallest normal ~
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    # tolerances and judge thresholds: they belong to the claim (refused by --set)
+    TOLERANCES = ("time_tols", "top_tol", "refined_tol", "rescale_const", "plateau_tol", "loss_tol",
+                  "rank_threshold", "active_threshold", "min_plateau_steps", "head_rel", "head_floor")
+
     # --- Saxe 2-layer linear network (parts saxe_linear_net, rescaled_collapse) ---
     d: int = 8                                            # input = output dimension
     hidden: int = 8                                       # hidden width h
@@ -69,6 +74,14 @@ class Config:
                    att_alphas=(1e-2, 1e-3, 1e-4, 1e-6, 1e-8, 1e-16))
 
     def validate(self) -> None:
+        """Refuse a config this claim cannot run (SandboxError naming the field), before any work.
+
+        Memory (float64, 8 B): the largest allocation is estimated as 2x the Saxe runs' per-step
+        logs, A x seeds x steps x (d + len(s) + 1) with A the distinct alphas and steps as
+        runs.saxe_steps (saxe_horizon / min(s) x ln(1/alpha_min) / saxe_lr), or 4x their weights
+        A x seeds x (2 d hidden + d^2), or 2x the full head's logged spectra seeds x 2 optimisers x
+        (steps / head_log_every) x head_d^2 (the diagonal toys are far smaller)."""
+        check_fields(self)
         require_positive(self, "d", "hidden", "s", "saxe_lr", "time_alphas", "time_tols", "top_tol",
                          "refined_tol", "rescale_alphas", "rescale_const", "saxe_horizon", "rank_threshold",
                          "plateau_tol", "reg_N", "reg_lr", "att_N", "att_T", "att_lr", "att_alphas",
@@ -83,8 +96,14 @@ class Config:
                     raise SandboxError(f"{name}: alpha={a:g} underflows float64 (alpha^2 < {ALPHA2_MIN:g})")
                 if a >= 1:
                     raise SandboxError(f"{name}: alpha={a:g} is not a small initialisation (need alpha < 1)")
+            if isinstance(vals, tuple) and len(set(vals)) != len(vals):
+                raise SandboxError(f"{name} must not repeat a value (one check per alpha), got {vals}")
+        if len(self.rescale_alphas) < 2:
+            raise SandboxError(f"rescale_alphas needs at least 2 values (the collapse must shrink as alpha "
+                               f"decreases), got {self.rescale_alphas}")
         if len(self.time_tols) != len(self.time_alphas):
-            raise SandboxError("time_tols needs one tolerance per entry of time_alphas")
+            raise SandboxError(f"time_alphas has {len(self.time_alphas)} values, but the claim's time_tols "
+                               f"(a tolerance, not settable) has one tolerance per entry: {len(self.time_tols)}")
         if list(self.s) != sorted(self.s, reverse=True) or len(set(self.s)) != len(self.s):
             raise SandboxError(f"s must be strictly decreasing, got {self.s}")
         if len(self.s) > min(self.d, self.hidden):
@@ -94,11 +113,16 @@ class Config:
                                f"1/s_max={1 / max(self.s):g}")
         if not 0 <= self.reg_rho < 1:
             raise SandboxError(f"reg_rho must be in [0, 1), got {self.reg_rho}")
+        for name in ("reg_w_star", "att_a_star", "att_b_star"):
+            if not any(getattr(self, name)):
+                raise SandboxError(f"{name} must have a nonzero entry (a teacher with nothing to learn), "
+                                   f"got {getattr(self, name)}")
         p = len(self.reg_w_star)
         lam_max = 1 - self.reg_rho + self.reg_rho * p          # top eigenvalue of the feature covariance
         if self.reg_lr * lam_max * max(abs(w) for w in self.reg_w_star) >= 1:
             raise SandboxError(f"reg_lr={self.reg_lr:g} is beyond the GD stability limit "
-                               f"1/(lambda_max max|w*|)={1 / (lam_max * max(map(abs, self.reg_w_star))):g}")
+                               f"1/(lambda_max max|w*|)={1 / (lam_max * max(map(abs, self.reg_w_star))):g} "
+                               f"(reg_w_star, reg_rho)")
         if len(self.att_a_star) != len(self.att_b_star):
             raise SandboxError("att_a_star and att_b_star must have the same length")
         if len(self.head_s_kq) > self.head_d or len(self.head_s_pv) > self.head_d:
@@ -106,3 +130,17 @@ class Config:
         for name in ("head_gd_steps", "head_adam_steps"):
             if getattr(self, name) % self.head_log_every:
                 raise SandboxError(f"{name} must be a multiple of head_log_every")
+        alphas = set(self.time_alphas) | set(self.rescale_alphas)
+        saxe_steps = self.saxe_horizon / min(self.s) * math.log(1 / min(alphas)) / self.saxe_lr
+        head_logs = max(self.head_gd_steps, self.head_adam_steps) // self.head_log_every + 1
+        require_memory(self, [
+            (("time_alphas", "rescale_alphas", "seeds", "saxe_horizon", "s", "saxe_lr", "d"),
+             2 * 8 * len(alphas) * self.seeds * saxe_steps * (self.d + len(self.s) + 1),
+             "alphas x seeds x Saxe steps x (d + len(s) + 1) x 8 B x 2"),
+            (("time_alphas", "rescale_alphas", "seeds", "d", "hidden"),
+             4 * 8 * len(alphas) * self.seeds * (2 * self.d * self.hidden + self.d ** 2),
+             "alphas x seeds x (2 d hidden + d^2) x 8 B x 4"),
+            (("seeds", "head_gd_steps", "head_adam_steps", "head_log_every", "head_d", "head_N", "head_T"),
+             2 * 8 * self.seeds * 2 * (head_logs * self.head_d ** 2 + self.head_N * self.head_T * self.head_d),
+             "seeds x 2 x (logs x head_d^2 + head_N x head_T x head_d) x 8 B x 2"),
+        ])

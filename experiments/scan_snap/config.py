@@ -6,12 +6,15 @@ import dataclasses
 import numpy as np
 
 from theory.errors import SandboxError
-from theory.harness.config import require_positive
+from theory.harness.config import check_fields, require_increasing, require_length, require_memory, require_positive
+from theory.predictions import scan_snap as pred
 from theory.tasks.next_token import NextTokenTask
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    TOLERANCES = ()                    # no tolerance is a field: every judge threshold is in parts/*.py
+
     # data model (Tian et al. 2023 Sec. 3.2; the paper's code `Dataset2`)
     n_common: int = 10                 # common tokens (present in every class)
     n_distinct: int = 10               # distinct tokens per class, weights linspace(0.1, 1)
@@ -57,6 +60,13 @@ class Config:
                              n_common=self.n_common, n_distinct=self.n_distinct)
 
     def validate(self) -> None:
+        """Refuse a config this claim cannot run (SandboxError naming the field), before any work.
+
+        Memory (float64, 8 B): the largest allocation is estimated as 2x the population runs' per-step
+        logs, runs x steps x K x M (scan: len(invariant_ratios) + len(order_eta_Y) runs of
+        scan_steps; snap: 3 x len(snap_eta_Y) runs of snap_steps), or 4x the sampled runs' batches
+        runs x batch x (T + M) (finite_T and fig6), or 4x the (M x M) weights of every run."""
+        check_fields(self)
         require_positive(self, "n_distinct", "next_per_query", "snap_steps", "snap_eta_Y",
                          "snap_eta_Z", "scan_steps", "invariant_eta_Y", "invariant_ratios",
                          "invariant_step", "order_eta_Z", "order_eta_Y", "order_step", "batch",
@@ -76,5 +86,41 @@ class Config:
             raise SandboxError(f"invariant_step and order_step must be <= scan_steps ({self.scan_steps})")
         if len(self.invariant_ratios) < 2 or len(self.order_eta_Y) < 2:
             raise SandboxError("invariant_ratios and order_eta_Y need at least two values")
+        require_length(self, "snap_eta_Y", 2, why="the snap time must be constant across eta_Y")
+        for name in ("snap_eta_Y", "finite_T", "fig6_eta_Z"):
+            if len(set(getattr(self, name))) != len(getattr(self, name)):
+                raise SandboxError(f"{name} must not repeat a value (one check or cell per value), "
+                                   f"got {getattr(self, name)}")
+        if list(self.invariant_ratios) != sorted(set(self.invariant_ratios), reverse=True):
+            raise SandboxError(f"invariant_ratios must be strictly decreasing (the last is the ratio the "
+                               f"spread threshold is set for), got {self.invariant_ratios}")
+        require_increasing(self, "order_eta_Y")
+        require_increasing(self, "fig6_ratios")
+        if sum(r >= 2 for r in self.fig6_ratios) < 2:
+            raise SandboxError(f"fig6_ratios needs at least two ratios >= 2 (the entropy ordering is "
+                               f"tested on them), got {self.fig6_ratios}")
         if self.task.M - 1 <= np.e:
             raise SandboxError(f"vocabulary too small (M = {self.task.M})")
+        M, K = self.task.M, self.task.K
+        t0 = pred.snap_time_times_eta(M, K) / min(self.snap_eta_Y)
+        if self.snap_steps < 2 * t0:
+            raise SandboxError(f"snap_steps={self.snap_steps} is too short to observe the snap: the "
+                               f"predicted t0 at eta_Y={min(self.snap_eta_Y):g} is {t0:.0f} steps "
+                               f"(need snap_steps >= 2 t0 = {2 * t0:.0f}; t0 depends on snap_eta_Y, n_common, "
+                               "n_distinct, next_per_query)")
+        pop_runs = len(self.invariant_ratios) + len(self.order_eta_Y) + 3 * len(self.snap_eta_Y)
+        sampled_runs = (self.finite_T_seeds * len(self.finite_T)
+                        + len(self.fig6_eta_Z) * len(self.fig6_ratios) * self.seeds) if self.sampled else 0
+        longest_T = max(max(self.finite_T), self.fig6_context)
+        require_memory(self, [
+            (("invariant_ratios", "order_eta_Y", "scan_steps", "snap_eta_Y", "snap_steps", "n_common",
+              "n_distinct", "next_per_query"),
+             2 * 8 * K * M * ((len(self.invariant_ratios) + len(self.order_eta_Y)) * self.scan_steps
+                              + 3 * len(self.snap_eta_Y) * self.snap_steps),
+             "population runs x steps x K x M x 8 B x 2"),
+            (("finite_T_seeds", "finite_T", "fig6_eta_Z", "fig6_ratios", "seeds", "batch", "fig6_context",
+              "n_common", "n_distinct", "next_per_query"),
+             4 * 8 * sampled_runs * self.batch * (longest_T + M), "sampled runs x batch x (T + M) x 8 B x 4"),
+            (("n_common", "n_distinct", "next_per_query", "seeds", "finite_T_seeds"),
+             4 * 8 * (pop_runs + sampled_runs) * 2 * M * M, "runs x 2 M^2 weights x 8 B x 4"),
+        ])

@@ -4,12 +4,14 @@ from __future__ import annotations
 import dataclasses
 
 from theory.errors import SandboxError
-from theory.harness.config import require_positive
+from theory.harness.config import check_fields, require_memory, require_positive
 from theory.tasks.token_selection import validate_sizes
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    TOLERANCES = ("nuclear_rank_tol", "frob_rank_tol")   # numerical-rank thresholds of the rank checks
+
     n: int = 6                           # sequences per instance (authors' local_converge: 6)
     T: int = 8                           # tokens per sequence (8)
     d: int = 10                          # token dimension (10)
@@ -46,6 +48,14 @@ class Config:
                    path_radii=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), path_steps=500)
 
     def validate(self) -> None:
+        """Refuse a config this claim cannot run (SandboxError naming the field), before any work.
+
+        Memory (float64, 8 B): the largest allocation is estimated as 4x (gradients, temporaries)
+        the logged weight snapshots seeds x (longest run / log_every) x d x max(d, m) of the W and
+        (K, Q) runs, or the d-sweep's weights sweep_instances x len(sweep_ds) x max(sweep_ds)^2, or
+        one nuclear-norm SVM solve, whose conic program over (2d x 2d) PSD blocks has a KKT system
+        of ~4 d^4 entries (d = the largest of d and rank_ds)."""
+        check_fields(self)
         require_positive(self, "n", "T", "d", "seeds", "eta", "steps", "log_every", "m",
                          "kq_steps", "gap_stop", "plain_eta", "plain_steps", "sweep_ds",
                          "sweep_instances", "sweep_steps", "rank_ds", "rank_instances",
@@ -59,7 +69,24 @@ class Config:
         if self.gap_stop > 700:
             raise SandboxError(f"gap_stop={self.gap_stop} too large: exp(-gap) underflows float64 "
                                "near 700")
-        if len(self.sweep_ds) < 2 or list(self.sweep_ds) != sorted(self.sweep_ds):
-            raise SandboxError(f"sweep_ds must hold at least two increasing values, got {self.sweep_ds}")
-        if list(self.path_radii) != sorted(self.path_radii):
-            raise SandboxError(f"path_radii must be increasing, got {self.path_radii}")
+        if len(self.sweep_ds) < 2 or list(self.sweep_ds) != sorted(set(self.sweep_ds)):
+            raise SandboxError(f"sweep_ds must hold at least two strictly increasing values, got {self.sweep_ds}")
+        if len(self.path_radii) < 2 or list(self.path_radii) != sorted(set(self.path_radii)):
+            raise SandboxError(f"path_radii must hold at least two strictly increasing radii (the path "
+                               f"checks compare neighbouring radii), got {self.path_radii}")
+        if len(set(self.rank_ds)) != len(self.rank_ds):
+            raise SandboxError(f"rank_ds must not repeat a value, got {self.rank_ds}")
+        if self.rank_nuclear_instances > self.rank_instances:
+            raise SandboxError(f"rank_nuclear_instances ({self.rank_nuclear_instances}) must not exceed "
+                               f"rank_instances ({self.rank_instances}): they are a subset")
+        d_svm = max(self.d, max(self.rank_ds))
+        longest = max(self.steps, self.kq_steps, self.plain_steps)
+        require_memory(self, [
+            (("seeds", "steps", "kq_steps", "plain_steps", "log_every", "d", "m"),
+             4 * 8 * self.seeds * (longest // self.log_every + 1) * self.d * max(self.d, self.m),
+             "seeds x (longest run / log_every) x d x max(d, m) x 8 B x 4"),
+            (("sweep_instances", "sweep_ds"),
+             4 * 8 * self.sweep_instances * len(self.sweep_ds) * max(self.sweep_ds) ** 2,
+             "sweep_instances x len(sweep_ds) x max(sweep_ds)^2 x 8 B x 4"),
+            (("d", "rank_ds"), 8 * 4 * d_svm ** 4, "nuclear SVM KKT system ~4 d^4 x 8 B"),
+        ])

@@ -31,15 +31,16 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import jax
 import numpy as np
 
+from theory.engine.files import alive, atomic_write, remove_stale_temps
+from theory.errors import SandboxError
+
 PyTree = Any
-TEMP_PREFIX = ".tmp-"
 
 _CURRENT: contextvars.ContextVar["Session | None"] = contextvars.ContextVar("checkpoint", default=None)
 
@@ -47,52 +48,6 @@ _CURRENT: contextvars.ContextVar["Session | None"] = contextvars.ContextVar("che
 def current() -> "Session | None":
     """The session in force (None: nothing is saved; training still runs in segments)."""
     return _CURRENT.get()
-
-
-# --- atomic files -------------------------------------------------------------------------------
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder, renamed into place.
-
-    The temporary name carries the writer's pid (`.tmp-<pid>-...`) so a later run can tell a
-    leftover of a killed process from a write in progress (`remove_stale_temps`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_temps(folder: Path) -> list[Path]:
-    """Delete `.tmp-<pid>-*` files in `folder` (recursively) whose writer is no longer running."""
-    removed = []
-    if not folder.is_dir():
-        return removed
-    for p in folder.rglob(f"{TEMP_PREFIX}*"):
-        try:
-            pid = int(p.name[len(TEMP_PREFIX):].split("-", 1)[0])
-        except ValueError:
-            continue
-        if pid != os.getpid() and not _alive(pid):
-            p.unlink(missing_ok=True)
-            removed.append(p)
-    return removed
 
 
 # --- fingerprints -------------------------------------------------------------------------------
@@ -159,6 +114,7 @@ class Session:
         self.folder, self.meta = Path(folder), dict(meta)
         self.resumed = False
         self._part, self._count = "", 0
+        self._lock()
         old = self._read_meta()
         if old is not None and old != self.meta:
             shutil.rmtree(self.folder, ignore_errors=True)       # other code, config or seed
@@ -166,6 +122,38 @@ class Session:
             self.resumed = True
         remove_stale_temps(self.folder)
         atomic_write(self.folder / "meta.json", json.dumps(self.meta, sort_keys=True).encode())
+
+    def _lock(self) -> None:
+        """Take `<folder>.lock` (O_EXCL, holding our pid): two runs of the same claim, config and
+        seed would otherwise write one checkpoint. A lock whose process is gone is taken over."""
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        lock = self.folder.with_name(self.folder.name + ".lock")
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    pid = int(lock.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    pid = 0
+                if pid and pid != os.getpid() and alive(pid):
+                    raise SandboxError(f"another run of the same claim, config and seed is in progress "
+                                       f"(pid {pid}, {lock}); wait for it or stop it") from None
+                lock.unlink(missing_ok=True)           # a dead run's lock
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            self.lock = lock
+            return
+        raise SandboxError(f"cannot take the checkpoint lock {lock}")
+
+    def release(self) -> None:
+        lock = getattr(self, "lock", None)
+        if lock is not None:
+            lock.unlink(missing_ok=True)
+            self.lock = None
+            with contextlib.suppress(OSError):
+                lock.parent.rmdir()                   # .checkpoints/ itself, when now empty
 
     def _read_meta(self) -> dict | None:
         try:
@@ -201,10 +189,15 @@ class Session:
 
     def clear(self) -> None:
         """Remove the folder (the run finished and its result is written)."""
-        shutil.rmtree(self.folder, ignore_errors=True)
-        parent = self.folder.parent
+        self.discard(self.folder)
+
+    @staticmethod
+    def discard(folder: Path) -> None:
+        """Remove a session folder and `.checkpoints/` itself when that leaves it empty (a finished
+        run, or one that failed for a reason a rerun would meet again: bad input, divergence, a bug)."""
+        shutil.rmtree(folder, ignore_errors=True)
         with contextlib.suppress(OSError):
-            parent.rmdir()                      # .checkpoints/ itself, when now empty
+            Path(folder).parent.rmdir()
 
 
 @contextlib.contextmanager
@@ -216,3 +209,4 @@ def session(folder: Path, meta: dict) -> Iterator[Session]:
         yield s
     finally:
         _CURRENT.reset(token)
+        s.release()

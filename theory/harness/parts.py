@@ -29,15 +29,26 @@ GD selected, is part of the measurement: it is computed in `measure` and named a
 
 `enabled(cfg)` lets a config leave a part out (e.g. an empty grid). `precision` runs the part
 under float64 when the part needs it (the claim's default otherwise).
+
+Non-finite values. A NaN or infinity in P or M is a broken run (a learning rate that overflowed
+the model, a 0/0 in an evaluation), not evidence against the theory: `run_parts` raises
+DivergenceError naming the part and the key (exit 2, nothing written) before the judge sees it.
+The one exception is +inf as an explicit "never": a part lists in `unbounded` the top-level keys
+of P or M whose +inf entries mean "never crossed" / "unbounded" (e.g. the step at which a
+coordinate that never activated crossed its threshold, or the length of the last plateau). NaN
+and -inf are never allowed.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any, Callable, Sequence
 
+from theory.engine import checkpoint, interrupt
 from theory.engine.keys import Keys
 from theory.engine.precision import precision as precision_scope
-from theory.harness.results import Check, as_json, in_part
+from theory.errors import DivergenceError
+from theory.harness.results import Check, as_json, in_part, require_unique_names
 
 
 def _always(cfg: Any) -> bool:
@@ -53,6 +64,40 @@ class Part:
     enabled: Callable[[Any], bool] = _always
     precision: str | None = None
     draw: Callable[[Any, Keys], Any] | None = None
+    unbounded: tuple[str, ...] = ()      # keys of P or M whose +inf entries mean "never" (see above)
+
+
+def enabled_parts(parts: Sequence[Part], cfg: Any) -> list[str]:
+    """Names of the parts that run for `cfg`."""
+    return [p.name for p in parts if p.enabled(cfg)]
+
+
+_NONFINITE = ("nan", "inf", "-inf")       # how as_json stores non-finite floats
+
+
+def _nonfinite(x: Any, path: str):
+    """(path, value) of the non-finite numbers in a JSON value (as_json's "nan"/"inf"/"-inf")."""
+    if isinstance(x, dict):
+        for k, v in x.items():
+            yield from _nonfinite(v, f"{path}.{k}")
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            yield from _nonfinite(v, f"{path}[{i}]")
+    elif isinstance(x, str) and x in _NONFINITE:
+        yield path, x
+
+
+def require_finite(part: Part, P: dict, M: dict) -> None:
+    """Raise DivergenceError at the first NaN or infinity in P or M (+inf allowed under `unbounded`)."""
+    for side, values in (("predicted", P), ("measured", M)):
+        if not isinstance(values, dict):
+            continue
+        for key, v in values.items():
+            for where, x in _nonfinite(v, f"{side}.{key}"):
+                if x == "inf" and key in part.unbounded:
+                    continue
+                raise DivergenceError(f"part {part.name} diverged: {where} = {x} (a non-finite "
+                                      f"{'prediction' if side == 'predicted' else 'measurement'}; nothing written)")
 
 
 def run_parts(parts: Sequence[Part], cfg: Any, keys: Keys, progress: str | None = None
@@ -63,15 +108,32 @@ def run_parts(parts: Sequence[Part], cfg: Any, keys: Keys, progress: str | None 
     for part in parts:
         if not part.enabled(cfg):
             continue
-        with _maybe_precision(part.precision):
-            P, M = _predict_measure(part, cfg, keys.sub(part.name), progress and f"{progress}: {part.name}")
+        P, M = _resumable(part, cfg, keys, progress)
         checks += in_part(part.judge(cfg, P, M), part.name)
         data[part.name] = {"predicted": P, "measured": M}
-    names = [c.name for c in checks]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise ValueError(f"check names repeat: {duplicated}")
+    require_unique_names([c.name for c in checks])
     return checks, data
+
+
+def _resumable(part: Part, cfg: Any, keys: Keys, progress: str | None) -> tuple[dict, dict]:
+    """P and M of one part, from the checkpoint session when an interrupted run already finished
+    it (theory/engine/checkpoint.py), else computed (its sweeps resume from their own slots) and
+    saved there. The streams the part drew are saved with it, so a resumed result records the
+    streams of an uninterrupted one."""
+    session = checkpoint.current()
+    interrupt.check(f"the start of part {part.name}")
+    saved = session.load_part(part.name) if session is not None else None
+    if saved is not None:
+        keys._log.update(saved["streams"])
+        return saved["predicted"], saved["measured"]
+    before = set(keys.streams())
+    with _maybe_precision(part.precision), (session.part(part.name) if session else contextlib.nullcontext()):
+        P, M = _predict_measure(part, cfg, keys.sub(part.name), progress and f"{progress}: {part.name}")
+    require_finite(part, P, M)
+    if session is not None:
+        session.save_part(part.name, {"predicted": P, "measured": M,
+                                      "streams": sorted(set(keys.streams()) - before)})
+    return P, M
 
 
 def _predict_measure(part: Part, cfg: Any, keys: Keys, progress: str | None) -> tuple[dict, dict]:

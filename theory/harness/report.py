@@ -4,22 +4,29 @@
                             preset, seeds, wall time, figure (the README's generated blocks)
     full_report(root)       REPORT.md: per preset, per claim its statement, paper, provenance, figure
                             inline and the checks table (label, kind, predicted / bound, measured,
-                            slack, why), then any claim-specific table (`report_markdown(result)`)
-    write(root)             writes REPORT.md and replaces the README blocks under `root`
+                            slack, why), then any claim-specific table (`report_markdown(result)`);
+                            with custom=True also every custom run under root (its base preset, the
+                            fields it changed and the checks it skipped)
+    reliability(root)       the README's reliability table, from root/results/reliability.json
+                            (written by the test session, tests/reliability.py)
+    write(root, readme)     writes REPORT.md and replaces the README blocks of root/README.md
+
+The README written is always the one of the root the results are read from (`root/README.md`):
+asking for another one (`--readme PATH`) is refused rather than filling one checkout's README with
+another directory's numbers.
 
 Presets: the quick results must exist for every registered claim; a full-preset section lists the
 claims that have a full result (none: the section says so).
 """
 from __future__ import annotations
 
-import os
-import tempfile
+import json
 from pathlib import Path
 
 from theory.errors import SandboxError
 from theory.harness import registry
-from theory.harness.results import read_result
-from theory.harness.runner import PRESETS, REPO, available, output_paths
+from theory.harness.results import read_result, write_text_atomic
+from theory.harness.runner import PRESETS, REPO, available, custom_results, output_paths
 
 KIND_ORDER = ("exact", "predicted", "expected", "sanity")
 
@@ -60,7 +67,7 @@ def counts(result: dict) -> tuple[int, int, int, int]:
 
 def _results(root: Path | None, preset: str, required: bool) -> dict[str, dict]:
     names = registry.names() if required else available(root, preset)
-    return {n: read_result(output_paths(n, root, preset)[0]) for n in names}
+    return {n: read_result(output_paths(n, root, preset)[0], claim=n) for n in names}
 
 
 def _esc(text: str) -> str:
@@ -89,18 +96,49 @@ def _anchor(name: str, preset: str) -> str:
     return f"{name}-{preset}"
 
 
+def _value(v) -> str:
+    """A config value as typed on the command line: 10, 0.001, true, (0.5, 1)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list):
+        return "(" + ", ".join(_value(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+    return str(v)
+
+
+def changed_text(r: dict) -> str:
+    """'d: 10 -> 6, steps: 2000 -> 100' (the fields a custom run changed), or 'none'."""
+    return ", ".join(f"{k}: {_value(a)} -> {_value(b)}" for k, (a, b) in (r.get("changed") or {}).items()) or "none"
+
+
+def skipped_text(r: dict) -> str:
+    """'sincos_at_100, randomized_at_100, all of part fig6' (the checks a custom run skipped), or 'none'."""
+    items = [s["name"] or f"all of part {s['part']}" for s in r.get("skipped") or []]
+    return ", ".join(items) or "none"
+
+
+def custom_line(r: dict) -> str:
+    """One line: what a custom run is relative to its base preset."""
+    n = len(r.get("skipped") or [])
+    return (f"Custom run from the {r.get('base_preset', 'quick')} preset: changed {changed_text(r)}; "
+            f"skipped {n} check{'s' if n != 1 else ''} of that preset: {skipped_text(r)}.")
+
+
 def claim_section(r: dict, module=None) -> str:
     """One claim's REPORT.md section."""
     name, preset = r["claim"], r["preset"]
     ep, et, sp, st = counts(r)
     git = r.get("git") or {}
     commit = (git.get("commit") or "unknown")[:10] + (" (dirty)" if git.get("dirty") else "")
-    out = [f'<a id="{_anchor(name, preset)}"></a>',
+    anchor = Path(r["figure"]).stem if preset == "custom" else _anchor(name, preset)   # custom: <claim>-<hash>
+    out = [f'<a id="{anchor}"></a>',
            f"### `{name}` ({preset}): {r['verdict'].upper()}, evidence {ep}/{et}, sanity {sp}/{st}",
            "", f"{r.get('statement', '')}", "",
            f"Paper: {r.get('paper', '')}. Seed {r['seed']}, {r['seeds']} seed(s), "
            f"{float(r['wall_seconds']):.0f} s, precision {r.get('precision', '')}, commit {commit}"
            + (f", overrides {r['overrides']}" if r.get("overrides") else "") + ".", "",
+           *([custom_line(r), ""] if preset == "custom" else []),
            f"![{name}]({r['figure']})", "",
            "| part | check | kind | theory | measured | slack | pass | why |",
            "|---|---|---|---|---|---|---|---|"]
@@ -114,8 +152,8 @@ def claim_section(r: dict, module=None) -> str:
     return "\n".join(out) + "\n"
 
 
-def full_report(root: Path | None = None) -> str:
-    """REPORT.md: every preset's results, one section per claim."""
+def full_report(root: Path | None = None, custom: bool = False) -> str:
+    """REPORT.md: every preset's results, one section per claim (and the custom runs, if asked)."""
     parts = ["# Claims report", "",
              "Generated from the result files by `sandbox report`; do not edit. Kinds: `exact` "
              "(an identity, to rounding), `predicted` (theory from the config alone, within a stated "
@@ -131,6 +169,14 @@ def full_report(root: Path | None = None) -> str:
             continue
         for name, r in results.items():
             parts.append(claim_section(r, registry.load(name)))
+    if custom:
+        parts += ["## custom runs", ""]
+        runs = [read_result(p) for p in custom_results(root)]
+        if not runs:
+            parts += ["No custom runs (`sandbox run <claim> --set FIELD=VALUE`).", ""]
+        for r in runs:
+            module = registry.load(r["claim"]) if r["claim"] in registry.CLAIMS else None
+            parts.append(claim_section(r, module))
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -156,33 +202,103 @@ def readme_block(text: str, preset: str) -> str:
     return text.split(start, 1)[1].split(end, 1)[0].lstrip("\n")
 
 
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+RELIABILITY = ("<!-- reliability:start -->", "<!-- reliability:end -->")
+
+
+def reliability_path(root: Path | None = None) -> Path:
+    return (Path(root) if root is not None else REPO) / "results" / "reliability.json"
+
+
+def reliability(root: Path | None = None) -> str:
+    """The README's reliability table (what was tried, what happened) from results/reliability.json."""
+    path = reliability_path(root)
+    if not path.is_file():
+        return ("No reliability table yet: `pytest tests/test_cli.py tests/test_fuzz.py` writes "
+                "results/reliability.json.\n")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+        lines = [f"| {_esc(r['area'])} | {_esc(r['tried'])} | {_esc(r['outcome'])} |" for r in rows]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        raise SandboxError(f"{path} is not a reliability table ({type(e).__name__})") from None
+    return ("Produced by the test session (`tests/reliability.py`); each row is a test that passed "
+            "(a failing one shows as FAILED).\n\n"
+            "| area | what was tried | what happened |\n|---|---|---|\n" + "\n".join(lines) + "\n")
 
 
-def write(root: Path | None = None) -> list[Path]:
-    """Write `root`/REPORT.md and update the summary blocks of `root`/README.md (when it exists).
+TIMINGS = ("<!-- timings:start -->", "<!-- timings:end -->")
 
-    Everything is rendered before anything is written, so a missing result writes nothing."""
+
+def timings(root: Path | None = None) -> str:
+    """The README's measured runtimes: test tiers (results/test_times.json, written by a test
+    session that ran a whole tier and passed, tests/conftest.py) and quick presets (their results)."""
+    base = Path(root) if root is not None else REPO
+    lines = ["| what | tests | wall time | cores | measured |", "|---|---|---|---|---|"]
+    try:
+        times = json.loads((base / "results" / "test_times.json").read_text(encoding="utf-8"))
+        for tier, t in sorted(times.items()):
+            lines.append(f"| {tier} | {t['tests']} | {t['seconds'] / 60:.1f} min | {t['cpus']} | {t['date']} |")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    walls = []
+    for name in registry.names():
+        try:
+            r = read_result(base / "results" / f"{name}.json", claim=name)
+        except SandboxError:
+            continue
+        walls.append(r["wall_seconds"])
+        lines.append(f"| `sandbox run {name}` (quick) | | {r['wall_seconds']:.0f} s | | |")
+    if walls:
+        lines.append(f"| all quick presets (`sandbox reproduce`, sum of the rows above) | | "
+                     f"{sum(walls) / 60:.1f} min | | |")
+    return "\n".join(lines) + "\n"
+
+
+def replace_marked(text: str, start: str, end: str, block: str) -> str:
+    """`text` with the lines between the markers `start` and `end` replaced by `block`."""
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return head + start + "\n" + block + end + tail
+
+
+def reliability_block(text: str) -> str | None:
+    """The reliability block in README text (None when the markers are absent)."""
+    start, end = RELIABILITY
+    if start not in text or end not in text:
+        return None
+    return text.split(start, 1)[1].split(end, 1)[0].lstrip("\n")
+
+
+def readme_text(root: Path | None, text: str) -> str:
+    """README text with every generated block (preset summaries, reliability table) regenerated."""
+    for preset in PRESETS:
+        text = replace_block(text, preset, summary(root, preset))
+    if reliability_block(text) is not None:
+        text = replace_marked(text, *RELIABILITY, reliability(root))
+    if TIMINGS[0] in text and TIMINGS[1] in text:
+        text = replace_marked(text, *TIMINGS, timings(root))
+    return text
+
+
+def write(root: Path | None = None, readme: Path | None = None, custom: bool = False) -> list[Path]:
+    """Write `root`/REPORT.md and update the generated blocks of `root`/README.md (when it exists).
+
+    `readme` (the CLI's --readme) must be `root`/README.md: a README is only ever given the numbers of
+    its own root, so any other path is refused. Everything is rendered before anything is written,
+    so a missing result writes nothing."""
     root = Path(root) if root is not None else REPO
-    report_md = full_report(root)
-    readme = root / "README.md"
-    new_readme = None
-    if readme.is_file():
-        new_readme = readme.read_text()
-        for preset in PRESETS:
-            new_readme = replace_block(new_readme, preset, summary(root, preset))
+    own = root / "README.md"
+    if readme is not None:
+        if Path(readme).resolve() != own.resolve():
+            raise SandboxError(f"--readme {readme} is not the README of the results root {root} "
+                               f"({own}); refusing to write another directory's numbers into it")
+        if not own.is_file():
+            raise SandboxError(f"--readme {readme}: no such file (copy a README with the summary markers there)")
+    report_md = full_report(root, custom=custom)
+    new_readme = readme_text(root, own.read_text(encoding="utf-8")) if own.is_file() else None
     root.mkdir(parents=True, exist_ok=True)
-    _write_text(root / "REPORT.md", report_md)
+    write_text_atomic(root / "REPORT.md", report_md)
     written = [root / "REPORT.md"]
     if new_readme is not None:
-        _write_text(readme, new_readme)
-        written.append(readme)
+        write_text_atomic(own, new_readme)
+        written.append(own)
     return written

@@ -1,11 +1,26 @@
 """The result contract (schema v2): checks, verdicts and the atomic JSON file every claim writes.
 
-A result file `results[/<preset>]/<claim>.json` holds at least
+A result file `results[/<preset>]/<claim>.json` (a custom run: `results/custom/<claim>-<hash>.json`)
+holds
 
-    schema, claim, preset, seed, seeds, verdict ("pass" | "fail"),
+    schema, claim, statement, paper, preset, precision, seed, seeds,
+    verdict ("pass" | "fail" | "partial"),
     checks: [{name, label, kind, op, predicted, bound, measured, metric, error, tolerance, slack,
               passed, why, part}],
-    config, versions, git, wall_seconds, figure, streams, data
+    config, overrides, versions, git, wall_seconds, streams, figure, data,
+    base_preset, changed, skipped                      (optional when reading, always written)
+
+`preset` is "quick", "full" or "custom". A run with any `--set`, a `--seeds` other than the
+preset's or a seed other than 0 is "custom": `base_preset` names the preset it started from and
+`changed` maps each config field that differs from that preset to [preset value, run value].
+`skipped` lists the checks the base preset produces that this run did not, each
+{"name": check name or null, "part": part, "reason": why}. The rule (theory/harness/runner.py,
+`skipped_checks`): a part enabled in the base preset's config but not in the run's is skipped
+whole; of a part that ran in both, every check of the committed base-preset result
+(`results[/<base>]/<claim>.json` of the repository) that the run did not produce is skipped (e.g.
+fewer test lengths). Without a readable committed base result, a skipped part is listed with name
+null (all its checks). Files written before these keys existed read as base_preset = preset,
+changed = {}, skipped = [].
 
 A check compares one measured number with theory, in one of three forms (`op`):
 
@@ -24,9 +39,16 @@ A check compares one measured number with theory, in one of three forms (`op`):
     sanity     true by construction (a solver's own structure guarantees it): a bug detector,
                not evidence for the claim
 
+The verdict (`verdict`): "fail" when a check failed or no check is evidence; otherwise "partial"
+when any check was skipped (a custom run that dropped checks never reads as a plain pass; the CLI
+exits 1 for it) and "pass" when nothing was skipped. Check names are unique within a result.
+
 `why` cites a paper (author year, section, equation, figure) or a file of this repository.
 Other tools (the report, the README table, CI) read these keys: keep them stable, and bump
-SCHEMA_VERSION when they change.
+SCHEMA_VERSION when they change. `read_result` refuses, as one SandboxError line naming the file,
+every file that is not a well-formed result: unreadable bytes, non-UTF-8 text, invalid or truncated
+JSON (bare NaN/Infinity included), another schema, missing keys, fields of the wrong type, repeated
+check names, or a verdict its checks contradict.
 """
 from __future__ import annotations
 
@@ -41,11 +63,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from theory.engine.files import file_mode, temp_prefix
 from theory.errors import SandboxError
 
 SCHEMA_VERSION = 2
-REQUIRED_KEYS = ("schema", "claim", "preset", "seed", "seeds", "verdict", "checks", "config",
-                 "versions", "git", "wall_seconds", "figure")
 KINDS = ("exact", "predicted", "expected", "sanity")
 OPS = ("==", "<=", ">=", "holds")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -141,16 +162,31 @@ def in_part(checks: Sequence[Check], part: str) -> list[Check]:
     return [dataclasses.replace(c, part=part) for c in checks]
 
 
-def verdict(checks: Sequence[Check]) -> str:
-    """"pass" when every check passed and at least one of them is evidence (not `sanity`)."""
-    evidence = [c for c in checks if c.kind != "sanity"]
-    return "pass" if evidence and all(c.passed for c in checks) else "fail"
+VERDICTS = ("pass", "fail", "partial")
 
 
-def verdict_of(checks: Sequence[dict]) -> str:
-    """`verdict` over checks read from a result file."""
-    evidence = [c for c in checks if c["kind"] != "sanity"]
-    return "pass" if evidence and all(c["passed"] for c in checks) else "fail"
+def _verdict(kinds: Sequence[str], passed: Sequence[bool], n_skipped: int) -> str:
+    if not any(k != "sanity" for k in kinds) or not all(passed):
+        return "fail"
+    return "partial" if n_skipped else "pass"
+
+
+def verdict(checks: Sequence[Check], skipped: Sequence = ()) -> str:
+    """"fail" when a check failed or none is evidence (not `sanity`); else "partial" when checks were
+    skipped, "pass" when none was."""
+    return _verdict([c.kind for c in checks], [c.passed for c in checks], len(skipped))
+
+
+def verdict_of(checks: Sequence[dict], skipped: Sequence = ()) -> str:
+    """`verdict` over checks (and skipped entries) read from a result file."""
+    return _verdict([c["kind"] for c in checks], [c["passed"] for c in checks], len(skipped))
+
+
+def require_unique_names(names: Sequence[str]) -> None:
+    """Raise ValueError if a check name repeats (a claim bug: tests and reports key on names)."""
+    repeated = sorted({n for n in names if list(names).count(n) > 1})
+    if repeated:
+        raise ValueError(f"check names repeat within one result: {repeated}")
 
 
 # --- provenance --------------------------------------------------------------------------
@@ -213,39 +249,200 @@ def as_json(x: Any) -> Any:
     return json.loads(json.dumps(_jsonable(x), allow_nan=False))
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON to a temporary file in the same folder, then rename over `path`."""
+def canonical_json(x: Any) -> str:
+    """`x` as compact JSON with sorted keys: the same text for the same values on every machine."""
+    return json.dumps(_jsonable(x), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def stage_text(path: Path, text: str) -> Path:
+    """Write `text` to a new temporary file beside `path` (mode from the umask); return its path.
+
+    The caller renames it over `path` with `os.replace` once every output is staged. The folder
+    must exist; on any exception (or Ctrl-C) the temporary file is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_jsonable(payload), f, indent=1, allow_nan=False)
-            f.write("\n")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, file_mode())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to a temporary file in the same folder, then rename it over `path`."""
+    tmp = stage_text(path, text)
+    try:
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
 
 
-def read_result(path: Path) -> dict:
-    """Read and validate a result file; a missing or malformed file is a SandboxError."""
+def json_text(payload: Any) -> str:
+    """The text of a result file: indented JSON, non-finite floats as strings, a final newline."""
+    return json.dumps(_jsonable(payload), indent=1, allow_nan=False) + "\n"
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write JSON to a temporary file in the same folder, then rename over `path`."""
+    path = Path(path)
+    text = json_text(payload)                   # a value JSON cannot hold fails before any file exists
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, text)
+
+
+# --- reading ----------------------------------------------------------------------------------
+PRESET_NAMES = ("quick", "full", "custom")
+CHECK_FIELDS = ("name", "label", "kind", "op", "predicted", "bound", "measured", "metric", "error",
+                "tolerance", "slack", "passed", "why", "part")
+_NONFINITE = ("inf", "-inf", "nan")   # how `as_json` stores non-finite floats
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x, nonfinite: bool = False) -> bool:
+    return (isinstance(x, (int, float)) and not isinstance(x, bool)) or (nonfinite and x in _NONFINITE)
+
+
+def _short(x) -> str:
+    text = repr(x)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_problem(i: int, c) -> str | None:
+    """What is wrong with check number i of a result file (None: nothing)."""
+    if not isinstance(c, dict):
+        return f"checks[{i}] is not an object"
+    missing = [k for k in CHECK_FIELDS if k not in c]
+    if missing:
+        return f"checks[{i}] lacks keys {missing}"
+    name = c["name"]
+    if not isinstance(name, str) or not _NAME.match(name):
+        return f"checks[{i}].name {_short(name)} is not a snake_case id"
+    for key in ("label", "why", "metric", "part"):
+        if not isinstance(c[key], str):
+            return f"check {name}: {key} is not text"
+    if c["kind"] not in KINDS:
+        return f"check {name}: kind {_short(c['kind'])} not in {KINDS}"
+    if c["op"] not in OPS:
+        return f"check {name}: op {_short(c['op'])} not in {OPS}"
+    if not isinstance(c["passed"], bool):
+        return f"check {name}: passed is not true/false"
+    if not _is_number(c["slack"], nonfinite=True):
+        return f"check {name}: slack {_short(c['slack'])} is not a number"
+    for key in ("bound", "error", "tolerance"):
+        if c[key] is not None and not _is_number(c[key], nonfinite=True):
+            return f"check {name}: {key} {_short(c[key])} is not a number"
+    slack = float(c["slack"])
+    if (slack >= 0) != c["passed"]:
+        return f"check {name}: passed={c['passed']} contradicts slack {c['slack']}"
+    return None
+
+
+def _skipped_problem(i: int, s) -> str | None:
+    if not isinstance(s, dict) or set(s) != {"name", "part", "reason"}:
+        return f"skipped[{i}] is not an object with keys name, part, reason"
+    if not (s["name"] is None or (isinstance(s["name"], str) and _NAME.match(s["name"]))):
+        return f"skipped[{i}].name {_short(s['name'])} is not a check name or null"
+    if not isinstance(s["part"], str) or not isinstance(s["reason"], str):
+        return f"skipped[{i}]: part and reason must be text"
+    return None
+
+
+# key -> (test, what it must be); the optional keys are checked when present
+_FIELDS = {
+    "claim": (lambda v: isinstance(v, str) and bool(_NAME.match(v)), "a snake_case claim name"),
+    "statement": (lambda v: isinstance(v, str), "text"),
+    "paper": (lambda v: isinstance(v, str), "text"),
+    "preset": (lambda v: v in PRESET_NAMES, f"one of {PRESET_NAMES}"),
+    "precision": (lambda v: v in ("float32", "float64"), "float32 or float64"),
+    "seed": (lambda v: _is_int(v) and 0 <= v < 2 ** 31, "an integer in [0, 2^31)"),
+    "seeds": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "verdict": (lambda v: v in VERDICTS, f"one of {VERDICTS}"),
+    "checks": (lambda v: isinstance(v, list), "a list"),
+    "config": (lambda v: isinstance(v, dict), "an object"),
+    "overrides": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of text"),
+    "versions": (lambda v: isinstance(v, dict), "an object"),
+    "git": (lambda v: isinstance(v, dict), "an object"),
+    "wall_seconds": (lambda v: _is_number(v) and v >= 0, "a non-negative number"),
+    "streams": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of text"),
+    "figure": (lambda v: isinstance(v, str) and bool(v), "a path"),
+    "data": (lambda v: isinstance(v, dict), "an object"),
+    "base_preset": (lambda v: v in ("quick", "full"), "quick or full"),
+    "changed": (lambda v: isinstance(v, dict) and all(isinstance(x, list) and len(x) == 2 for x in v.values()),
+                "an object of [preset value, run value] pairs"),
+    "skipped": (lambda v: isinstance(v, list), "a list"),
+}
+OPTIONAL_KEYS = ("base_preset", "changed", "skipped")
+REQUIRED_KEYS = ("schema",) + tuple(k for k in _FIELDS if k not in OPTIONAL_KEYS)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"bare {name} is not JSON (this sandbox writes non-finite numbers as strings)")
+
+
+def result_problem(payload: Any) -> str | None:
+    """What makes `payload` not a well-formed result (None: nothing)."""
+    if not isinstance(payload, dict):
+        return "does not hold a JSON object"
+    if type(payload.get("schema")) is not int or payload["schema"] != SCHEMA_VERSION:
+        return (f"has schema {_short(payload.get('schema'))}, this sandbox reads {SCHEMA_VERSION}: "
+                "run the claim again")
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    if missing:
+        return f"lacks keys {missing}"
+    for key, (ok, what) in _FIELDS.items():
+        if key in payload and not ok(payload[key]):
+            return f"field {key} is {_short(payload[key])}, expected {what}"
+    for i, c in enumerate(payload["checks"]):
+        if (problem := _check_problem(i, c)) is not None:
+            return problem
+    for i, s in enumerate(payload.get("skipped", [])):
+        if (problem := _skipped_problem(i, s)) is not None:
+            return problem
+    try:
+        require_unique_names([c["name"] for c in payload["checks"]])
+    except ValueError as e:
+        return str(e)
+    expected = verdict_of(payload["checks"], payload.get("skipped", []))
+    if payload["verdict"] != expected:
+        return f"verdict {payload['verdict']!r} contradicts its checks ({expected})"
+    return None
+
+
+def read_result(path: Path, claim: str | None = None) -> dict:
+    """Read and validate a result file (of `claim`, when given); every defect is one SandboxError line.
+
+    Files written before `base_preset`, `changed` and `skipped` existed get their defaults."""
     path = Path(path)
     if not path.is_file():
         raise SandboxError(f"no results file at {path}: run `sandbox run <claim>` first")
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+    except OSError as e:
+        raise SandboxError(f"results file {path} cannot be read: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise SandboxError(f"results file {path} is not UTF-8 text") from None
+    try:
+        payload = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         raise SandboxError(f"results file {path} is not valid JSON ({e})") from None
-    if not isinstance(payload, dict):
-        raise SandboxError(f"results file {path} does not hold a JSON object")
-    if payload.get("schema") != SCHEMA_VERSION:
-        raise SandboxError(f"results file {path} has schema {payload.get('schema')!r}, this sandbox reads "
-                           f"{SCHEMA_VERSION}: run the claim again")
-    missing = [k for k in REQUIRED_KEYS if k not in payload]
-    if missing:
-        raise SandboxError(f"results file {path} lacks keys {missing}")
+    except (ValueError, RecursionError) as e:
+        raise SandboxError(f"results file {path} is not valid JSON ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else 'nested too deeply'})") from None
+    problem = result_problem(payload)
+    if problem is None and claim is not None and payload["claim"] != claim:
+        problem = f"holds claim {payload['claim']!r}, not {claim!r}"
+    if problem is not None:
+        raise SandboxError(f"results file {path}: {problem}".replace("\n", " "))
+    payload.setdefault("base_preset", payload["preset"] if payload["preset"] != "custom" else "quick")
+    payload.setdefault("changed", {})
+    payload.setdefault("skipped", [])
     return payload

@@ -11,6 +11,8 @@ prediction is  y_hat = -Z[-1, -1]  (minus the query's y-slot, as in vO and Ahn e
 
 Softmax attention with H heads (negative control):
     dz_i = sum_h sum_j softmax_j(z_j^T W_KQ[h] z_i) W_PV[h] z_j
+`lsa_predict` and `softmax_attention_predict` compute y_hat from the query row alone (what
+training and evaluation need); `lsa_forward` and `softmax_attention_forward` every row.
 Batch with jax.vmap.
 """
 from __future__ import annotations
@@ -61,20 +63,45 @@ def lsa_forward(params: LSAParams, Z: jax.Array, n_ctx: int, *, depth: int | Non
 
 def lsa_predict(params: LSAParams, Z: jax.Array, n_ctx: int, *, depth: int | None = None,
                 n_norm: int | None = None) -> jax.Array:
-    """y_hat of `lsa_forward`, computing the last layer for the query row only.
+    """y_hat of `lsa_forward` from the query row alone, by products with the context's moments.
 
-    Exact (the other rows' last-layer outputs are never read) and T times cheaper in the last
-    layer, which is what makes long test prompts (M = 1000) affordable.
+    Given the context, layer l = 1..depth (weights W_KQ[l], W_PV[l] = the params' entry (l - 1) mod L)
+    is a linear map of every token (a column vector z):
+
+        z <- G_l z,   G_l = I + (1/n) W_PV[l] U_{l-1} W_KQ[l],   U_l = C_l^T C_l   (D, D)
+
+    with C_l the context rows after l layers (C_0 = Z[:n_ctx]); the context moves by the same map,
+    so U_l = G_l U_{l-1} G_l^T. The prediction needs only products of U_l with vectors, which
+    unroll into products with the context C itself (U_l is never formed):
+
+        U_0 x = C^T (C x),     U_l x = u + (1/n) W_PV[l] U_{l-1} (W_KQ[l] u),
+        u = U_{l-1} (x + (1/n) W_KQ[l]^T U_{l-1} (W_PV[l]^T x)).
+
+    Exact (algebraically `lsa_forward`, checked against it and a naive loop in
+    tests/test_gd_equivalence.py). One layer is 2 N D + D^2 multiplications per prompt (only the
+    query row of the last layer is computed, which keeps long test prompts, M = 1000, cheap);
+    depth K costs O(3^K N D) instead of K full layers on the (T, D) token matrix, ~4x faster
+    forward and backward at K = 2 on a CPU (batched tiny matrix products are what XLA runs slowly).
     """
     L = params.W_KQ.shape[0]
     depth = depth or L
-    for k in range(depth - 1):
-        Z = lsa_layer(params.W_KQ[k % L], params.W_PV[k % L], Z, n_ctx, n_norm)   # (T, D)
+    C, n = Z[:n_ctx], n_norm or n_ctx                   # (N, D) keys and values: context tokens only
+
+    def moment(x: jax.Array, l: int) -> jax.Array:
+        """U_l x, (D,): the context's (unnormalised) second moment after l layers times x."""
+        if l == 0:
+            return C.T @ (C @ x)                                                  # (D,)
+        W_KQ, W_PV = params.W_KQ[(l - 1) % L], params.W_PV[(l - 1) % L]
+        u = moment(x + W_KQ.T @ moment(W_PV.T @ x, l - 1) / n, l - 1)            # U_{l-1} G_l^T x
+        return u + W_PV @ moment(W_KQ @ u, l - 1) / n                            # G_l u
+
+    z = Z[-1]                                                                     # (D,) the query token
+    for l in range(1, depth):
+        W_KQ, W_PV = params.W_KQ[(l - 1) % L], params.W_PV[(l - 1) % L]
+        z = z + W_PV @ moment(W_KQ @ z, l - 1) / n                               # G_l z
     W_KQ, W_PV = params.W_KQ[(depth - 1) % L], params.W_PV[(depth - 1) % L]
-    C, z_q = Z[:n_ctx], Z[-1]                       # (N, D), (D,)
-    scores = C @ (W_KQ @ z_q)                       # (N,)  c_j^T W_KQ z_q
-    update = W_PV @ (C.T @ scores) / (n_norm or n_ctx)   # (D,)
-    return -(z_q[-1] + update[-1])
+    update = W_PV @ moment(W_KQ @ z, depth - 1) / n                              # (D,) the last layer's
+    return -(z[-1] + update[-1])
 
 
 def softmax_attention_forward(params: SoftmaxParams, Z: jax.Array, n_ctx: int
@@ -86,6 +113,16 @@ def softmax_attention_forward(params: SoftmaxParams, Z: jax.Array, n_ctx: int
     update = jnp.einsum("htn,ne,hde->td", pattern, C, params.W_PV)  # (T, D)
     Z = Z + update
     return -Z[-1, -1], pattern
+
+
+def softmax_attention_predict(params: SoftmaxParams, Z: jax.Array, n_ctx: int) -> jax.Array:
+    """y_hat of `softmax_attention_forward` from the query row alone (the other rows' updates are
+    never read): the same scores, softmax and update for t = T - 1 only, T times cheaper."""
+    C, z_q = Z[:n_ctx], Z[-1]                                      # (N, D), (D,)
+    scores = jnp.einsum("d,hed,ne->hn", z_q, params.W_KQ, C)       # (H, N) c_n^T W_KQ[h] z_q
+    pattern = jax.nn.softmax(scores, axis=-1)                      # (H, N)
+    update = jnp.einsum("hn,ne,hde->d", pattern, C, params.W_PV)   # (D,)
+    return -(z_q[-1] + update[-1])
 
 
 def init_lsa(key: jax.Array, n_layers: int, D: int, scale: float) -> LSAParams:

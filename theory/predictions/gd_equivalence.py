@@ -168,6 +168,17 @@ def _mc_loss(theta, X, y, x_q, y_q, kind: str):
     return 0.5 * jnp.mean((pred - y_q) ** 2)
 
 
+def _expand(v, K: int, n_free: int):
+    """(etas, gammas) of all K steps, (2K,), from n_free free values of each (1: shared, K: per step)."""
+    return jnp.concatenate([jnp.repeat(v[:n_free], K // n_free), jnp.repeat(v[n_free:], K // n_free)])
+
+
+@functools.partial(jax.jit, static_argnames=("kind", "K", "n_free"))
+def _mc_value_and_grad(v, X, y, x_q, y_q, kind: str, K: int, n_free: int):
+    """The MC loss of the free step sizes v and its gradient, one compiled program per shape."""
+    return jax.value_and_grad(lambda u: _mc_loss(_expand(u, K, n_free), X, y, x_q, y_q, kind))(v)
+
+
 def reference_steps(task: RegressionTask, n_ctx: int, K: int, kind: str, shared: bool,
                     key: jax.Array, n_tasks: int = 4096) -> tuple[np.ndarray, np.ndarray, float]:
     """Optimise K-step GD or GD++ step sizes on a fixed MC sample (L-BFGS, exact JAX gradients).
@@ -183,19 +194,13 @@ def reference_steps(task: RegressionTask, n_ctx: int, K: int, kind: str, shared:
         else (1.0 / float(np.mean(task.covariance_diag)), None)
     n_free = 1 if shared else K
 
-    def expand(v):
-        etas = jnp.repeat(v[:n_free], K // n_free)
-        gammas = jnp.repeat(v[n_free:], K // n_free)
-        return jnp.concatenate([etas, gammas])
-
     def f(v):
-        val, g = jax.value_and_grad(lambda u: _mc_loss(expand(u), p.X, p.y, p.x_q, p.y_q, kind))(
-            jnp.asarray(v))
+        val, g = _mc_value_and_grad(jnp.asarray(v), p.X, p.y, p.x_q, p.y_q, kind, K, n_free)
         return float(val), np.asarray(g, dtype=np.float64)
 
     v0 = np.concatenate([np.full(n_free, 0.5 * eta0), np.zeros(n_free)])
     res = scipy.optimize.minimize(f, v0, jac=True, method="L-BFGS-B")
-    theta = np.asarray(expand(jnp.asarray(res.x)))
+    theta = np.asarray(_expand(jnp.asarray(res.x), K, n_free))
     gammas = theta[K:] if kind == "gdpp" else np.zeros(K)
     return theta[:K], gammas, float(res.fun)
 

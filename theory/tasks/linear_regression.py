@@ -15,6 +15,7 @@ Input distributions: "uniform" x ~ U(-r/2, r/2)^d (vO's `input_range` r; r = 1 g
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import NamedTuple
 
 import jax
@@ -89,16 +90,24 @@ def sample_batch(key: jax.Array, task: RegressionTask, n_ctx: int, batch: int) -
     """`batch` independent prompts (leaves with a leading batch axis), drawn in bulk.
 
     Same distribution as vmapping `sample_prompt`, but three bulk draws instead of `batch`
-    key splits (the per-example splits cost as much as the model on a CPU).
+    key splits (the per-example splits cost as much as the model on a CPU). Each bulk draw is
+    one flat vector reshaped to (B, ...): JAX's threefry numbers a draw's entries by their flat
+    index, so this gives the same numbers bit for bit as drawing the (B, N+1, d) array directly,
+    without the multi-dimensional counter arithmetic that makes that draw ~2.5x slower on a CPU.
     """
     kw, kx, kn = jax.random.split(key, 3)
-    w = jax.random.normal(kw, (batch, task.d))                                  # (B, d)
+    T, d = n_ctx + 1, task.d
+    w = _flat_normal(kw, (batch, d))                                            # (B, d)
     if task.input_dist == "uniform":
         r = task.input_range
-        X_all = jax.random.uniform(kx, (batch, n_ctx + 1, task.d), minval=-r / 2, maxval=r / 2)
+        X_all = jax.random.uniform(kx, (batch * T * d,), minval=-r / 2, maxval=r / 2).reshape(batch, T, d)
     else:
-        X_all = (jax.random.normal(kx, (batch, n_ctx + 1, task.d))
-                 * jnp.sqrt(task.covariance_diag)[None, None, :])
+        X_all = _flat_normal(kx, (batch, T, d)) * jnp.sqrt(task.covariance_diag)[None, None, :]
     y_all = jnp.einsum("bnd,bd->bn", X_all, w)                                  # (B, N+1)
-    y_all = y_all + task.noise * jax.random.normal(kn, (batch, n_ctx + 1))
+    y_all = y_all + task.noise * _flat_normal(kn, (batch, T))
     return Prompt(X_all[:, :n_ctx], y_all[:, :n_ctx], X_all[:, n_ctx], y_all[:, n_ctx], w)
+
+
+def _flat_normal(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """jax.random.normal(key, shape), drawn as one flat vector (the same numbers, faster)."""
+    return jax.random.normal(key, (math.prod(shape),)).reshape(shape)

@@ -13,6 +13,7 @@ sensitivity d y_hat / d x_q should align better with GD++ than with GD.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 from experiments.gd_equivalence import common
 from experiments.gd_equivalence.config import Config
@@ -41,11 +42,6 @@ def _fit_references(cfg: Config, K: int, keys: Keys) -> dict:
                 for name, (kind, shared) in REFERENCES.items()}
 
 
-def _half_mse(params, cfg: Config, K: int, key) -> float:
-    return 0.5 * mean_se(common.squared_errors(params, cfg.vo_task, cfg.n_context, cfg.n_eval, key,
-                                               depth=K))[0]
-
-
 def measure(cfg: Config, keys: Keys, progress: str | None) -> dict:
     """Per depth K: held-out losses of both trained stacks and the three references; cosines."""
     task, N = cfg.vo_task, cfg.n_context
@@ -53,12 +49,9 @@ def measure(cfg: Config, keys: Keys, progress: str | None) -> dict:
     out = {"K": [], "steps": [], "tf_shared": [], "tf_per_layer": [], "gd": [], "gdpp_shared": [],
            "gdpp_layer": [], "cos_gd": [], "cos_gdpp": []}
     for K in cfg.depths:
-        k_eval = keys.sub("eval", K).key
         steps = _fit_references(cfg, K, keys)
         refs = {name: pred.construct_gdpp(jnp.asarray(e, jnp.float32), jnp.asarray(g, jnp.float32), cfg.d)
                 for name, (e, g) in steps.items()}
-        for name, p in refs.items():
-            out[name].append(_half_mse(p, cfg, K, k_eval))
         trained = {}
         for stack, shared in STACKS.items():
             params, _ = common.train(keys.sub("train", K, stack).runs(1), f"gd_equivalence/depth{K}_{stack}",
@@ -67,7 +60,12 @@ def measure(cfg: Config, keys: Keys, progress: str | None) -> dict:
                                      init_scale=cfg.init_scale, log_every=cfg.log_every,
                                      progress=progress and f"{progress} {K} layers {stack}")
             trained[stack] = common.run_of(params, 0)
-            out[f"tf_{stack}"].append(_half_mse(trained[stack], cfg, K, k_eval))
+        # the references and both stacks on the same held-out prompts (one draw): (5, n_eval)
+        names = [*refs, *(f"tf_{stack}" for stack in trained)]
+        sq = np.asarray(common.squared_errors_of([(p, K, None) for p in (*refs.values(), *trained.values())],
+                                                 task, N, cfg.n_eval, keys.sub("eval", K).data_key))
+        for name, row in zip(names, sq):
+            out[name].append(0.5 * mean_se(row)[0])
         for ref, name in (("gd", "cos_gd"), ("gdpp_shared", "cos_gdpp")):
             out[name].append(common.mean_cosine(trained["shared"], refs[ref], Zs, N, depth_a=K, depth_b=K))
         out["K"].append(K)

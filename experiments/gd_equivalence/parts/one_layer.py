@@ -46,15 +46,18 @@ def measure(cfg: Config, keys: Keys, progress: str | None) -> dict:
                                  progress=progress)
     eta_star, _ = pred.optimal_one_step(task, N)
     gd = pred.construct_gd(eta_star, cfg.d)
-    k_eval = keys.sub("eval").key
-    gd_sq = np.asarray(common.squared_errors(gd, task, N, cfg.n_eval_one_layer, k_eval))   # (n,)
+    # GD at eta* and every seed's layer on the same held-out prompts (one draw): (1 + seeds, n)
+    models = [(gd, None, None)] + [(common.run_of(params, s), None, None) for s in range(cfg.seeds)]
+    sq_all = np.asarray(common.squared_errors_of(models, task, N, cfg.n_eval_one_layer,
+                                                 keys.sub("eval").data_key))
+    gd_sq = sq_all[0]                                                                      # (n,)
     gd_loss, gd_se = mean_se(0.5 * gd_sq)
     Zs = common.sensitivity_tokens(keys.sub("sensitivity").key, task, N, cfg.n_sens)       # (n_sens, T, D)
     per_seed = {k: [] for k in ("heldout_loss", "paired_excess", "paired_se", "implied_eta",
                                 "kq_offdiag", "pv_x_part", "cosine")}
     for s in range(cfg.seeds):
         p = common.run_of(params, s)
-        sq = np.asarray(common.squared_errors(p, task, N, cfg.n_eval_one_layer, k_eval))  # (n,)
+        sq = sq_all[1 + s]                                                                 # (n,)
         excess, excess_se = mean_se(0.5 * (sq - gd_sq))
         per_seed["heldout_loss"].append(mean_se(0.5 * sq)[0])
         per_seed["paired_excess"].append(excess)

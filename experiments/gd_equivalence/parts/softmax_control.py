@@ -34,7 +34,7 @@ def measure(cfg: Config, keys: Keys, progress: str | None) -> dict:
     gd = pred.construct_gd(pred.optimal_one_step(task, N)[0], cfg.d)
     Zs = common.sensitivity_tokens(keys.sub("sensitivity").key, task, N, cfg.n_sens)    # (n_sens, T, D)
     cosine = common.mean_cosine(head, gd, Zs, N)
-    loss = 0.5 * mean_se(common.squared_errors(head, task, N, cfg.n_eval, keys.sub("eval").key))[0]
+    loss = 0.5 * mean_se(common.squared_errors(head, task, N, cfg.n_eval, keys.sub("eval").data_key))[0]
     return {"cosine": cosine, "loss": loss}
 
 

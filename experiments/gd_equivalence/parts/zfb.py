@@ -51,11 +51,13 @@ def measure(cfg: Config, keys: Keys, progress: str | None) -> dict:
     p = common.run_of(params, 0)
     risk, risk_se, fixed = [], [], []
     for M in cfg.zfb_test_lengths:
-        k_eval = keys.sub("eval", M).key            # the same prompts for both normalisations
-        m, se = mean_se(common.squared_errors(p, task, M, cfg.n_eval, k_eval))
+        # the same prompts for both normalisations (one draw): (2, n)
+        sq, sq_fixed = np.asarray(common.squared_errors_of(((p, None, None), (p, None, N)), task, M, cfg.n_eval,
+                                                           keys.sub("eval", M).data_key))
+        m, se = mean_se(sq)
         risk.append(m)
         risk_se.append(se)
-        fixed.append(mean_se(common.squared_errors(p, task, M, cfg.n_eval, k_eval, n_norm=N))[0])
+        fixed.append(mean_se(sq_fixed)[0])
     gamma_eff = common.learned_preconditioner(p.W_KQ[0], p.W_PV[0])                 # (d, d)
     return {"gamma_eff": gamma_eff, "gamma_eff_diag": np.diag(gamma_eff), "risk": risk,
             "risk_se": risk_se, "fixed_norm_risk": fixed}

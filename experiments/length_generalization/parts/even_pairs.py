@@ -39,8 +39,9 @@ def predict(cfg) -> dict:
 
 def measure(cfg, keys: Keys, progress: str | None) -> dict:
     run_keys = keys.sub(cfg.task, "sin_cos").runs(cfg.seeds)                        # (S, 2)
+    schedule = keys.sub(cfg.task, "sin_cos", "lengths").key                         # step lengths, shared
     acc, loss = runs.train_and_eval(cfg, cfg.task, "sin_cos", VARIANTS, run_keys, cfg.steps,
-                                    cfg.lengths, progress)                          # (2, S, E), (2, S, n_logs)
+                                    cfg.lengths, schedule, progress)                # (2, S, E), (2, S, n_logs)
     return {"lengths": cfg.lengths, "variants": [v.name for v in VARIANTS], "acc": acc,
             "loss": loss, "steps": cfg.steps}
 

@@ -71,8 +71,9 @@ def permutation_gap(cfg, key: jax.Array, kind: str = "none") -> float:
 def measure(cfg, keys: Keys, progress: str | None) -> dict:
     run_keys = keys.sub(cfg.task, "none").runs(cfg.seeds)                           # (S, 2)
     k_gap = keys.sub("permutation").key           # one init and input for the NoPE model and its control
+    schedule = keys.sub(cfg.task, "none", "lengths").key                            # step lengths, shared
     acc, loss = runs.train_and_eval(cfg, cfg.task, "sin_cos", VARIANTS, run_keys, cfg.nope_steps,
-                                    cfg.lengths, progress)                          # (2, S, E), (2, S, n_logs)
+                                    cfg.lengths, schedule, progress)                # (2, S, E), (2, S, n_logs)
     return {"lengths": cfg.lengths, "variants": [v.name for v in VARIANTS], "acc": acc, "loss": loss,
             "steps": cfg.nope_steps, "permutation_gap": permutation_gap(cfg, k_gap),
             "permutation_gap_sin_cos": permutation_gap(cfg, k_gap, "sin_cos")}

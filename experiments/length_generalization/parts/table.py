@@ -52,7 +52,7 @@ def measure(cfg, keys: Keys, progress: str | None) -> dict:
             family = (runs.Variant(kind, False, False, 1.0), runs.Variant("randomized_" + kind, True, False, 1.0))
             a, _ = runs.train_and_eval(
                 cfg, name, kind, family, keys.sub(name, kind).runs(cfg.table_seeds), cfg.table_steps,
-                lengths, f"{progress}/{name}/{kind}" if progress else None,
+                lengths, keys.sub(name, kind, "lengths").key, f"{progress}/{name}/{kind}" if progress else None,
                 eval_batch=cfg.table_eval_batch, batch=cfg.table_batch)             # (2, S, E)
             acc[name][kind] = a
     return {"lengths": lengths, "acc": acc}

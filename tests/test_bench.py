@@ -1,0 +1,99 @@
+"""Smoke tests of `sandbox bench`'s pieces at tiny sizes (theory/bench). No timing is asserted:
+only that each piece runs, counts what it claims to count, and that the RPE baseline trains on
+the same batches as the engine (the same losses)."""
+from __future__ import annotations
+
+import json
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.length_generalization.config import Config
+from theory import bench
+from theory.bench import claims, machine, rpe
+from theory.engine.keys import Keys
+
+
+def test_timed_counts_a_fresh_compile_and_none_on_reuse():
+    f = jax.jit(lambda x: jnp.sin(x) * 3.0 + 0.123456)
+    first = machine.Timed(f, jnp.arange(7.0))
+    again = machine.Timed(f, jnp.arange(7.0))
+    assert first.programs >= 1 and first.compile_seconds > 0
+    assert again.programs == 0
+    assert machine.matmul_flops_per_second(n=64, repeats=1) > 0
+
+
+def test_run_child_reports_its_own_peak_memory():
+    small = machine.run_child([sys.executable, "-c", "print('ok')"])
+    big = machine.run_child([sys.executable, "-c", "b = bytearray(300 * 2 ** 20); print(len(b))"])
+    assert small["exit_code"] == 0 and small["output_tail"] == ["ok"]
+    assert big["peak_rss_bytes"] > small["peak_rss_bytes"] + 200 * 2 ** 20
+
+
+def test_claim_names_are_the_experiments():
+    assert "length_generalization" in claims.claim_names() and "gd_equivalence" in claims.claim_names()
+
+
+TINY = Config(d_model=16, n_heads=2, n_layers=1, d_ff=16, batch=4, train_max_len=8, train_buckets=2,
+              max_pos=64, steps=4, log_every=2, nope_steps=2, eval_lengths=(4, 8), nope_lengths=(4,),
+              eval_batch=8, eval_chunk=8, sampler_n=4, sampler_draws=100)
+
+
+@pytest.fixture(scope="module")
+def lg_capture():
+    return claims.capture("length_generalization", TINY)
+
+
+def test_capture_finds_the_claims_first_training_call(lg_capture):
+    cap = lg_capture
+    assert cap.part == "even_pairs" and cap.run_fn is not None
+    assert set(cap.values) == {"randomized", "causal", "gain"}
+    t = cap.train
+    assert t["steps"] == TINY.steps and not claims._is_traced(t["params"])
+    assert hasattr(t["grad_fn"], "loss_at")                     # the claim trains with length buckets
+
+
+def test_fused_and_naive_loops_train_the_same_steps(lg_capture):
+    t = lg_capture.train
+    params, trace = claims.fused_run(t, 2)(t["params"])
+    naive = claims.naive_loop(t, 2)()
+    for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(naive)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+
+
+def test_seeds_row_runs_the_claims_own_run_function(lg_capture):
+    r = claims.seeds_row(lg_capture, 2, 2)
+    assert r["K"] == 2 and r["vmapped_programs"] >= 1 and r["vmapped_seconds"] > 0 and r["sequential_seconds"] > 0
+
+
+def test_useful_flops_of_a_bucketed_step(lg_capture):
+    f = claims.useful_flops(lg_capture.train)
+    assert 0 < f["useful"] < f["step"] < f["pad"]
+
+
+def test_rpe_baseline_sees_the_engines_batches():
+    """The public-code loop and the engine run the same lengths, batches and init: equal losses."""
+    cfg = Config(task="reverse_string", train_max_len=2, n_layers=1, n_heads=2, d_model=8, d_ff=8,
+                 batch=4, per="batch", steps=4, log_every=2, train_buckets=2)
+    keys = Keys(0).sub("test", "rpe")
+    o, b = rpe.ours(cfg, keys), rpe.baseline(cfg, keys)
+    per_log = np.asarray(b["losses"]).reshape(-1, cfg.log_every).mean(axis=1)
+    np.testing.assert_allclose(per_log, o["log_losses"], rtol=1e-4)
+    assert b["programs"] >= b["lengths_met"] >= 1 and o["programs"] >= 1
+
+
+def test_table_and_json_of_a_result(tmp_path):
+    claim = {"part": "p", "steps": 2, "fused_steps_per_second": 10.0, "naive_steps_per_second": 5.0,
+             "fused_vs_naive": 2.0, "fused_programs": 1, "naive_programs": 3, "achieved_flops_per_second": 1e9,
+             "fraction_of_matmul_peak": 0.01, "compiled_memory_bytes": 2 ** 20,
+             "seeds": {"K": 2, "vmapped_seconds": 1.0, "sequential_seconds": 1.5, "ratio": 1.5}}
+    result = {"quick": True, "machine": {"date": "d", "cpu_model": "cpu", "cores": 2, "jax": "x"},
+              "matmul_flops_per_second": 1e11, "bench_seconds": 3.0, "claims": {"c": claim, "bad": {"error": "E"}},
+              "cache": {"what": "w", "cold": {"seconds": 2.0}, "warm": {"seconds": 1.0}}, "x": float("nan")}
+    text = bench.render(result)
+    assert "c (p, 2 steps): engine vs naive loop" in text and "2.00x" in text and "error" in text
+    path = bench.write(result, tmp_path / "bench.json")
+    assert json.loads(path.read_text())["x"] == "nan"
