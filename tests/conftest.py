@@ -64,7 +64,8 @@ def _record_tier_time(session, exitstatus):
     config = session.config
     tier = _TIERS.get(" ".join(config.getoption("markexpr", "").split()))
     default_paths = ([], ["tests"], [str(Path(config.rootpath) / "tests")])
-    whole = not config.getoption("keyword", "") and config.args in default_paths
+    narrowed = any(config.getoption(o, None) for o in ("keyword", "ignore", "ignore_glob", "deselect", "lf"))
+    whole = not narrowed and config.args in default_paths
     if tier is None or not whole or not session.items or exitstatus != 0:
         return
     path = Path(config.rootpath) / "results" / "test_times.json"
