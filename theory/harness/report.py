@@ -253,6 +253,21 @@ def timings(root: Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+BENCH = ("<!-- bench:start -->", "<!-- bench:end -->")
+
+
+def bench(root: Path | None = None) -> str:
+    """The README's bench table, rendered from results/bench.json (written by `sandbox bench`)."""
+    path = (Path(root) if root is not None else REPO) / "results" / "bench.json"
+    if not path.is_file():
+        return "No bench results yet: `sandbox bench` writes results/bench.json.\n"
+    from theory.bench import render
+    try:
+        return "```\n" + render(json.loads(path.read_text(encoding="utf-8"))).rstrip("\n") + "\n```\n"
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        raise SandboxError(f"{path} is not a bench result ({type(e).__name__})") from None
+
+
 def replace_marked(text: str, start: str, end: str, block: str) -> str:
     """`text` with the lines between the markers `start` and `end` replaced by `block`."""
     head, rest = text.split(start, 1)
@@ -276,6 +291,8 @@ def readme_text(root: Path | None, text: str) -> str:
         text = replace_marked(text, *RELIABILITY, reliability(root))
     if TIMINGS[0] in text and TIMINGS[1] in text:
         text = replace_marked(text, *TIMINGS, timings(root))
+    if BENCH[0] in text and BENCH[1] in text:
+        text = replace_marked(text, *BENCH, bench(root))
     return text
 
 
