@@ -137,6 +137,23 @@ def test_lax_map_chunks_equal_the_unchunked_sweep(shard):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+def test_chunks_of_any_size_keep_zero_size_outputs(batch_size):
+    """Chunking by `batch_size` (dividing the runs or not, larger than their number) keeps every
+    output, zero-size leaves included (jax.lax.map's own batch_size divides by zero on those)."""
+    keys = Keys(2).sub("test_interrupts").runs(5)
+    lrs = jnp.linspace(0.01, 0.1, 5)
+
+    def run(key, *, lr, run_id=0):
+        return {"loss": _run(key, lr=lr, run_id=run_id), "none": jnp.zeros((0, 3))}
+
+    whole = sweep(run, keys, shard=False, lr=lrs)
+    chunked = sweep(run, keys, shard=False, batch_size=batch_size, lr=lrs)
+    assert chunked["none"].shape == whole["none"].shape == (5, 0, 3)
+    for a, b in zip(jax.tree_util.tree_leaves(whole["loss"]), jax.tree_util.tree_leaves(chunked["loss"])):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
 def test_stale_temporary_files_of_dead_writers_are_removed(tmp_path):
     dead = tmp_path / f"{files.TEMP_PREFIX}999999999-x.part"
     mine = tmp_path / f"{files.TEMP_PREFIX}{os.getpid()}-y.part"

@@ -90,7 +90,16 @@ def _map_runs(fn: Callable, args: tuple, batch_size: int | None):
     runs (vmapped within a chunk, sequential across chunks) when memory is short."""
     if batch_size is None:
         return jax.vmap(fn)(*args)
-    return jax.lax.map(lambda a: fn(*a), args, batch_size=batch_size)
+    # chunked by hand, not lax.map(batch_size=): that divides by zero on zero-size output leaves
+    n = jax.tree.leaves(args)[0].shape[0]
+    q, r = divmod(n, batch_size)
+    head = jax.tree.map(lambda x: x[:q * batch_size].reshape(q, batch_size, *x.shape[1:]), args)
+    out = jax.lax.map(lambda a: jax.vmap(fn)(*a), head)            # leaves (q, batch_size, ...)
+    out = jax.tree.map(lambda x: x.reshape(q * batch_size, *x.shape[2:]), out)
+    if r == 0:
+        return out
+    tail = jax.vmap(fn)(*jax.tree.map(lambda x: x[q * batch_size:], args))  # leaves (r, ...)
+    return jax.tree.map(lambda a, b: jnp.concatenate([a, b]), out, tail)
 
 
 class _Programs:
