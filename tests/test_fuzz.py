@@ -44,7 +44,8 @@ INT32_MAX = 2 ** 31 - 1
 ZERO_OK = {"rank_growth": {"reg_rho", "reg_w_star", "att_a_star", "att_b_star"},
            "scan_snap": {"fig6_momentum"}, "length_generalization": {"d_ff", "clip"}}
 NEGATIVE_OK = {"rank_growth": {"reg_w_star", "att_a_star", "att_b_star"}}
-NEEDS_TWO = {"scan_snap": {"snap_eta_Y", "invariant_ratios", "order_eta_Y", "fig6_ratios"},
+NEEDS_TWO = {"scan_snap": {"snap_eta_Y", "invariant_ratios", "order_eta_Y", "fig6_ratios", "snap_limit_eta_Y",
+                           "finite_T"},
              "svm_bias": {"sweep_ds", "path_radii"}, "rank_growth": {"rescale_alphas"}}
 
 

@@ -6,20 +6,21 @@ Two run types, both on the Y/Z model of `theory.models.yz_attention`:
   eta_Y, eta_Z; one GD step on the mean over the K classes moves each class by eta/K, one theory
   step (theory/predictions/scan_snap.py). Deterministic: the run key is drawn but never used.
 * sampled: SGD on batches of sequences of T i.i.d. context tokens (seen through their counts),
-  zero or PyTorch-uniform init, optional PyTorch-style momentum.
+  zero or PyTorch-uniform init, optional PyTorch-style momentum. The counts are histograms of
+  drawn tokens (`sampled_run`, cost O(T)) or drawn directly from their multinomial law
+  (`counts_run`, cost independent of T, T a swept value: one program for every T).
 """
 from __future__ import annotations
 
-import math
-
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from theory.engine.keys import data_key
 from theory.engine.train import train
 from theory.metrics import first_crossing, relative_spread
 from theory.models import yz_attention as yz
-from theory.tasks.next_token import NextTokenTask, classes, sample_counts
+from theory.tasks.next_token import Classes, Counts, NextTokenTask, classes, sample_counts
 
 
 def population_run(key, *, task: NextTokenTask, steps: int, eta_Y, eta_Z, P, progress=None, run_id=0):
@@ -51,14 +52,42 @@ def sampled_run(key, *, task: NextTokenTask, T: int, batch: int, steps: int, mom
     return params.Z[cls.query], yz.distinct_entropy(params.Z, cls.P, cls.query, cls.distinct), trace
 
 
+def multinomial_counts(key, cls: Classes, T, n_support: int) -> Counts:
+    """The counts of T i.i.d. contextual tokens of a uniform class n, drawn from their law directly.
+
+    counts ~ Multinomial(T, P(.|n)): `n_support` sequential binomials over the class's support,
+    largest P first (jax.random.multinomial), so the cost does not grow with T and T may be traced.
+    The same law as `theory.tasks.next_token.sample_counts` (the class is drawn as there; the
+    counts are other draws). n_support >= the number of tokens with P(l|n) > 0.
+    """
+    kc, kx = jax.random.split(key)
+    k = jax.random.randint(kc, (), 0, cls.P.shape[0])
+    support = jnp.argsort(-cls.P[k], stable=True)[:n_support]       # (n_support,) token ids, largest P first
+    c = jax.random.multinomial(kx, T, cls.P[k][support])            # (n_support,)
+    counts = jnp.zeros(cls.P.shape[1], c.dtype).at[support].set(c)  # (M,)
+    return Counts(counts, cls.query[k], cls.next[k], k)
+
+
+def counts_run(key, *, task: NextTokenTask, batch: int, steps: int, T, eta_Y, eta_Z, progress=None, run_id=0):
+    """SGD from zero (no momentum) on batches of multinomial counts of T tokens; returns the final
+    z_m. (K, M) and the trace. T is a value (one program for every T)."""
+    cls = classes(task)
+    n_support = task.n_common + task.n_distinct
+    sample = lambda k: jax.vmap(lambda kk: multinomial_counts(kk, cls, T, n_support))(jax.random.split(k, batch))
+    loss = lambda p, b: yz.sampled_loss(p, b.counts, b.query, b.next)
+    params, trace = train(data_key(key), yz.zeros(task.M), loss, sample, yz.group_sgd(eta_Y, eta_Z),
+                          steps=steps, log_every=steps, progress=progress, run_id=run_id)
+    return params.Z[cls.query], trace
+
+
 # --- host-side measurements ----------------------------------------------------------------
 def crossing_step(loss: np.ndarray, level: float) -> float:
     """First t (GD steps, linearly interpolated) with loss(t) <= level, loss[t] the loss after t steps.
 
-    NaN when loss[0] is already below the level or the loss never reaches it (no crossing to time).
+    0.0 when loss[0] is already at or below the level; +inf when the loss never reaches it within
+    the run (an explicit "never": the parts list these keys in `Part.unbounded`, never NaN).
     """
-    t = first_crossing(loss, level, "down")
-    return t if 0.0 < t < math.inf else math.nan
+    return first_crossing(loss, level, "down")
 
 
 def invariant(z: np.ndarray, P: np.ndarray) -> np.ndarray:

@@ -7,7 +7,8 @@ over the classes and then over `seeds` runs per cell (eta_Z, eta_Y/eta_Z).
 
 Theorem 4(c): at fixed eta_Z a larger eta_Y snaps earlier, leaving denser (higher-entropy)
 attention. The reference means (theory/predictions/scan_snap.py) were decoded from the authors'
-released data, not derived: the comparison with them is `expected`.
+released data (facebookresearch/luckmatters, ssl/real-dataset/scan_snap/figure_6_data.pkl), not
+read from the paper's text and not derived: the comparison with them is `expected`.
 """
 from __future__ import annotations
 
@@ -60,11 +61,14 @@ def judge(cfg: Config, P: dict, M: dict) -> list[Check]:
     if diffs:
         checks.append(at_most(
             "fig6_entropy_vs_paper",
-            f"Every Fig. 6 cell's mean distinct-token entropy is within 0.05 of the paper's ({len(diffs)} cells).",
+            f"Every Fig. 6 cell's mean distinct-token entropy is within 0.05 of the reference mean "
+            f"({len(diffs)} cells); the reference numbers were decoded from the authors' released data, "
+            "not read from the paper's text.",
             "expected", 0.05, float(np.max(diffs)),
             "Tian et al. 2023 Fig. 6; its reference means were decoded from the authors' released data "
-            "(figure_6_data.pkl), not read from the paper's text; the paper's own 10-seed means carry "
-            "s.e. about 0.01-0.02, so 0.05 is a few of their standard errors"))
+            "(facebookresearch/luckmatters, ssl/real-dataset/scan_snap/figure_6_data.pkl), not read from "
+            "the paper's text; the authors' 10-seed means carry s.e. about "
+            "0.01-0.02, so 0.05 is a few of their standard errors"))
     sel = [b for b, r in enumerate(cfg.fig6_ratios) if r >= 2]
     rows = H[:, sel]
     checks.append(holds(
