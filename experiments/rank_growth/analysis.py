@@ -29,6 +29,12 @@ def thin_factor(n_steps: int) -> int:
     return max(1, n_steps // CURVE_POINTS)
 
 
+def log_grid(n_steps: int, points: int = CURVE_POINTS) -> np.ndarray:
+    """Sorted distinct indices 0..n_steps-1, spaced evenly in log(index + 1), first and last included:
+    a trajectory kept at ~`points` entries with its early steps as densely as its late ones."""
+    return np.unique(np.rint(np.geomspace(1, n_steps, points)).astype(int) - 1)
+
+
 def thin(x, axis: int = 0) -> np.ndarray:
     """Every k-th entry along the step axis (k = thin_factor), so curves stay ~CURVE_POINTS long."""
     x = np.asarray(x)
@@ -108,6 +114,24 @@ def _value_at(events: list, k: int):
             break
         value = v
     return value
+
+
+def climbs_every_level(levels: list[int], r: int) -> bool:
+    """Do the distinct levels of a count (in order of appearance) climb 1, 2, .., r, or 0, 1, .., r:
+    monotone, starting at most at 1, no level skipped, ending at r? [1, 2, 3] and [0, 1, 2, 3] yes;
+    [2, 1, 2, 3] (a drop), [2, 3] (starts above 1), [1, 3] (skips 2), [1, 2] (stops short) no."""
+    return bool(levels) and levels[0] in (0, 1) and levels == list(range(levels[0], r + 1))
+
+
+def binomial_lower_quantile(n: int, p: float, q: float) -> int:
+    """The q-quantile of Binomial(n, p): the smallest k with P(X <= k) >= q. A count below it has
+    probability P(X <= k - 1) < q at rate p; at p = 1 it is n (every trial must succeed)."""
+    cdf = 0.0
+    for k in range(n + 1):
+        cdf += math.comb(n, k) * p ** k * (1 - p) ** (n - k)
+        if cdf >= q:
+            return k
+    return n
 
 
 def rank_staircase(count_events: list, mode_events: list, r: int) -> tuple[bool, list[int]]:

@@ -30,7 +30,7 @@ def predict(cfg) -> dict:
 
 def measure(cfg, keys: Keys, progress) -> dict:
     alphas = tuple(cfg.rescale_alphas)
-    _, (sig, _, loss) = train_grid(cfg, keys, alphas, progress)            # (A, S, steps, d), (A, S, steps)
+    _, (sig, _, loss) = train_grid(cfg, keys, alphas, cfg.seeds, progress)  # (A, S, steps, d), (A, S, steps)
     return {"alphas": list(alphas), "t_cross": crossing_steps(cfg, sig),
             "thin": thin_factor(loss.shape[2]), "loss": thin(loss[:, 0], 1)}
 
