@@ -68,6 +68,27 @@ def test_lsa_predict_matches_naive_loop_at_depth(f64, n_layers, depth, n_norm):
     assert float(got) == pytest.approx(float(models.lsa_forward(p, Z, 6, depth=depth, n_norm=n_norm)[0]), rel=1e-12)
 
 
+def test_residual_clamp_matches_naive_loop(f64):
+    """lsa_forward's clamp: the naive layer, then every entry clipped to [-c, c], after each layer;
+    Acts.peak is the largest |entry| before the clip; no clamp leaves the stack unchanged."""
+    k1, k2 = jax.random.split(jax.random.PRNGKey(7))
+    p = models.init_lsa(k1, 2, 4, 1.5)
+    Z = 2.0 * jax.random.normal(k2, (6, 4))
+    ref, peaks = np.asarray(Z, np.float64), []
+    for k in range(3):
+        ref = _naive_lsa(p.W_KQ[k % 2], p.W_PV[k % 2], ref, 5)
+        peaks.append(np.max(np.abs(ref)))
+        ref = np.clip(ref, -3.0, 3.0)
+    y_hat, acts = models.lsa_forward(p, Z, 5, depth=3, clamp=3.0)
+    assert max(peaks) > 3.0                                  # the clamp acts in this example
+    np.testing.assert_allclose(acts.residuals[-1], ref, rtol=1e-12)
+    np.testing.assert_allclose(acts.peak, peaks, rtol=1e-12)
+    assert float(y_hat) == pytest.approx(-ref[-1, -1], rel=1e-12)
+    free = models.lsa_forward(p, Z, 5, depth=3)
+    assert float(free[0]) == pytest.approx(float(models.lsa_predict(p, Z, 5, depth=3)), rel=1e-10)
+    assert float(models.lsa_forward(p, Z, 5, depth=3, clamp=1e30)[0]) == pytest.approx(float(free[0]), rel=1e-12)
+
+
 def test_softmax_attention_matches_naive_loop(f64):
     k1, k2 = jax.random.split(jax.random.PRNGKey(1))
     p = models.init_softmax(k1, 2, 4, 0.7)
@@ -208,8 +229,49 @@ def test_squared_errors_are_the_chunks_of_fold_in_keys():
     np.testing.assert_allclose(sq, np.concatenate(direct), rtol=1e-5, atol=1e-6)
 
 
+def test_conditional_risk_is_the_query_average(f64):
+    """conditional_risks = E over x_q of (y_hat - y_q)^2 given the context: against the sampled
+    squared errors of the same contexts (same chunks) with many queries each, and unbiased for the
+    frozen normalisation too (a random one-layer LSA, so nothing relies on the GD construction)."""
+    p = models.init_lsa(jax.random.PRNGKey(11), 1, 6, 0.3)
+    key = jax.random.PRNGKey(12)
+    cr = np.asarray(common.conditional_risks(p, ZFB, 7, 1024, key, (None, 3)))              # (2, 1024)
+    ps = sample_batch(jax.random.fold_in(key, 0), ZFB, 7, 1024)
+    xq = jax.random.normal(jax.random.PRNGKey(13), (512, 5)) * jnp.sqrt(jnp.asarray(ZFB.lam))[None, :]   # (512, d)
+    for row, n_norm in zip(cr, (None, 3)):
+        def mc(prompt, n_norm=n_norm):
+            Zs = jax.vmap(lambda q: tokens(prompt._replace(x_q=q, y_q=q @ prompt.w)))(xq)   # (512, T, D)
+            y_hat = jax.vmap(lambda z: models.lsa_predict(p, z, 7, n_norm=n_norm))(Zs)
+            return jnp.mean((y_hat - xq @ prompt.w) ** 2)
+        sampled = np.asarray(jax.vmap(mc)(jax.tree_util.tree_map(lambda a: a[:16], ps)))
+        # 512 queries per context: the sampled average is within ~3 x sqrt(2/512) = 19% of the exact one
+        np.testing.assert_allclose(sampled, row[:16], rtol=0.25)
+        assert abs(np.mean(sampled) / np.mean(row[:16]) - 1) < 0.08
+
+
+def test_refined_references_settle_and_restart(f64):
+    """Every round refits on a larger fresh sample; the per-step reference gets random restarts."""
+    rounds = pred.refined_reference_steps(VO, 10, 2, "gdpp", False, jax.random.PRNGKey(0), 512, 2, 2)
+    assert [r["n_tasks"] for r in rounds] == [512, 1024]
+    assert all(np.isfinite(r["train_loss"]) and r["train_loss"] < 0.2 for r in rounds)
+    shared = pred.refined_reference_steps(VO, 10, 2, "gdpp", True, jax.random.PRNGKey(0), 512, 2, 1)
+    assert shared[0]["etas"][0] == shared[0]["etas"][1]       # one shared (eta, gamma)
+
+
+def test_depth_recipe_switches_at_deep_from():
+    from experiments.gd_equivalence.parts import depth
+    cfg = exp.Config.full()
+    assert depth.recipe(cfg, 2, True) == {"lr": cfg.depth_lr, "steps": cfg.depth_steps, "batch": cfg.depth_batch,
+                                          "init_scale": cfg.init_scale, "opt": "adam", "clip": 0.0, "clamp": None}
+    deep = depth.recipe(cfg, 4, False)
+    assert deep == {"lr": 5e-4, "steps": 50000, "batch": 2048, "init_scale": 0.002 / 4, "opt": "adamw",
+                    "clip": 10.0, "clamp": 10.0}
+    assert depth.recipe(cfg, 4, True)["steps"] == 5000 and 4 in cfg.depths
+
+
 def test_config_rejects_bad_input():
-    for bad in (dict(zfb_test_lengths=(5, 10)), dict(n_eval=1000), dict(steps=150), dict(d=0)):
+    for bad in (dict(zfb_test_lengths=(5, 10)), dict(n_eval=1000), dict(steps=150), dict(d=0),
+                dict(deep_steps=150), dict(deep_clamp=0.0), dict(deep_grad_clip=-1.0), dict(ref_rounds=0)):
         with pytest.raises(SandboxError):
             dataclasses.replace(exp.Config(), **bad).validate()
 
@@ -331,6 +393,27 @@ def _normalisation_ignored(P, M):
     return M
 
 
+def _fixed_norm_off_by_5pct(P, M):
+    """The frozen-1/N risk 5% above its exact value at one test length (M = 40) only."""
+    i = list(P["M"]).index(40)
+    M["fixed_norm_risk"][i] = 1.05 * P["fixed_norm_risk"][i]
+    return M
+
+
+def _per_layer_stack_3pct_above_gdpp(P, M):
+    """The per-layer stack stops 3% above its GD++ reference (still far below GD), with a reference
+    that moved 1% in its last refinement (tolerance 2.5%)."""
+    M["tf_per_layer"] = [1.03 * v for v in M["gdpp_layer"]]
+    M["ref_change"][0]["gdpp_layer"] = 0.01
+    return M
+
+
+def _reference_still_moving(P, M):
+    """The per-step GD++ reference moved by 2% between its last two refinements."""
+    M["ref_change"][0]["gdpp_layer"] = 0.02
+    return M
+
+
 def _stacks_stop_at_gd(P, M):
     """The trained stacks implement K-step GD: GD's loss, and the shared stack's sensitivity is GD's
     (cos with GD 1, cos with GD++ what cos(GD, GD++) is, about the measured cos(TF, GD))."""
@@ -358,7 +441,11 @@ WRONG = [
     ("one_layer", "anisotropic preconditioner", _anisotropic_preconditioner, ["model_cosine_with_gd"]),
     ("zfb", "naive Lambda^-1 preconditioner", _naive_lambda_inverse,
      ["preconditioner_vs_gamma_inv", "risk_vs_formula_worst_length"]),
-    ("zfb", "frozen normalisation not applied", _normalisation_ignored, ["fixed_norm_control_ratio"]),
+    ("zfb", "frozen normalisation not applied", _normalisation_ignored, ["fixed_norm_risk_vs_formula_worst_length"]),
+    ("zfb", "frozen-1/N risk 5% off at one length", _fixed_norm_off_by_5pct,
+     ["fixed_norm_risk_vs_formula_worst_length"]),
+    ("depth", "per-layer stack 3% above GD++", _per_layer_stack_3pct_above_gdpp, ["depth2_per_layer_vs_gdpp"]),
+    ("depth", "GD++ reference still moving", _reference_still_moving, ["depth2_references_settled"]),
     ("depth", "stacks implement K-step GD", _stacks_stop_at_gd,
      DEPTH_FAILS + ["depth2_shared_cosine_gdpp_over_gd"]),
     ("softmax_control", "softmax head computes GD", _softmax_head_is_gd, ["softmax_cosine_with_gd"]),
@@ -372,10 +459,11 @@ test_wrong_measurement_fails, test_every_evidence_check_can_fail = judge_tests(C
 def expected_checks(cfg: exp.Config) -> list[str]:
     depth = [n for K in cfg.depths for n in (f"depth{K}_shared_vs_gdpp", f"depth{K}_shared_vs_gd",
                                              f"depth{K}_per_layer_vs_gdpp", f"depth{K}_per_layer_vs_gd",
+                                             *([f"depth{K}_references_settled"] if cfg.ref_rounds > 1 else []),
                                              f"depth{K}_shared_cosine_gdpp_over_gd")]
     return ["lsa_equals_gd_steps", "lsa_equals_gdpp", "loss_vs_one_step_optimum", "paired_excess_over_gd",
             "implied_step_size", "kq_offdiagonal", "pv_query_x_part", "model_cosine_with_gd",
-            "preconditioner_vs_gamma_inv", "risk_vs_formula_worst_length", "fixed_norm_control_ratio",
+            "preconditioner_vs_gamma_inv", "risk_vs_formula_worst_length", "fixed_norm_risk_vs_formula_worst_length",
             *depth, "softmax_cosine_with_gd"]
 
 

@@ -9,9 +9,11 @@ key stream and judges the two:
   one_layer        vO: x ~ U(-r/2, r/2); loss vs L*, implied step size vs eta*, structure of W_KQ
                    and W_PV, model cosine with GD at eta*;
   zfb              ZFB: Gaussian inputs with anisotropic Lambda; learned preconditioner vs
-                   Gamma^{-1}, risk R(M) over test lengths, and the fixed-1/N negative control;
-  depth            K = 2, 3 layers (weight-shared and per-layer) against GD++ and K-step GD
-                   references fitted in float64 on Monte-Carlo prompts;
+                   Gamma^{-1}, risk R(M) over test lengths, and the fixed-1/N negative control
+                   against its exact risk at every M;
+  depth            K layers (weight-shared and per-layer; K >= 4 with vO's deep-stack recipe:
+                   AdamW, gradient clipping, residual clamp) against GD++ and K-step GD references
+                   fitted in float64 on Monte-Carlo prompts (restarts, refits until they settle);
   softmax_control  negative control: one softmax head aligns clearly worse with GD at eta*.
 """
 from __future__ import annotations

@@ -3,9 +3,11 @@
 Models take token matrices Z (T, D) with T = M + 1 (M context pairs and the query) and D = d + 1
 (`theory.tasks.linear_regression.tokens`); y_hat is minus the query's y-slot after the last layer.
 
-* `train`: one vmapped sweep of training runs (one run per key), Adam with a cosine decay, fresh
+* `train`: one vmapped sweep of training runs (one run per key), Adam(W) with a cosine decay, fresh
   prompts every step; the run key splits into (k_init, k_data), and the prompts are drawn from
   `data_key(k_data)` (theory/engine/keys.py: k_data's own numbers, drawn ~3x faster on a CPU).
+  Options for vO's deep-stack recipe: clip_by_global_norm of the gradient, and a residual clamp
+  (every token entry clipped to [-clamp, clamp] after each layer; `theory.models.lsa.lsa_forward`).
 * `squared_errors` / `squared_errors_of`: per-prompt (y_hat - y_q)^2 on n held-out prompts of
   length M, chunked; `squared_errors_of` scores several predictors on the same prompts in one pass
   (each chunk is drawn once). Held-out prompts come from a `Keys(...).data_key`.
@@ -36,9 +38,10 @@ from theory.predictions.gd_equivalence import predict_prompts
 from theory.tasks.linear_regression import RegressionTask, sample_batch, tokens
 
 
-def optimizer(lr, steps: int):
-    """Adam (b2 = 0.98, vO's choice) with a cosine decay from lr to 0 over `steps`."""
-    return engine.make_optimizer(engine.OptimizerConfig("adam", b2=0.98, schedule="cosine"), lr, steps)
+def optimizer(lr, steps: int, clip: float = 0.0, name: str = "adam"):
+    """Adam(W) (b2 = 0.98, vO's choice; no weight decay) with a cosine decay from lr to 0 over
+    `steps`, after clip_by_global_norm(clip) of the gradient when clip > 0."""
+    return engine.make_optimizer(engine.OptimizerConfig(name, b2=0.98, clip=clip, schedule="cosine"), lr, steps)
 
 
 def softmax_predict_prompts(params: lsa.SoftmaxParams, prompts, n_ctx: int) -> jax.Array:
@@ -48,10 +51,15 @@ def softmax_predict_prompts(params: lsa.SoftmaxParams, prompts, n_ctx: int) -> j
 
 
 def predict_batch(params, prompts, n_ctx: int, depth: int | None = None,
-                  n_norm: int | None = None) -> jax.Array:
-    """y_hat (B,) of LSA weights (any depth, optional frozen normalisation) or a softmax head."""
+                  n_norm: int | None = None, clamp: float | None = None) -> jax.Array:
+    """y_hat (B,) of LSA weights (any depth, optional frozen normalisation, optional residual
+    clamp: then the full forward, which the query-row recursion cannot express) or a softmax head."""
     if isinstance(params, lsa.SoftmaxParams):
         return softmax_predict_prompts(params, prompts, n_ctx)
+    if clamp is not None:
+        Z = jax.vmap(tokens)(prompts)                                                    # (B, T, D)
+        return jax.vmap(lambda z: lsa.lsa_forward(params, z, n_ctx, depth=depth, n_norm=n_norm,
+                                                  clamp=clamp)[0])(Z)                   # (B,)
     return predict_prompts(params, prompts, n_ctx, depth=depth, n_norm=n_norm)
 
 
@@ -62,32 +70,35 @@ def predictor(params, n_ctx: int, depth: int | None = None) -> Callable[[jax.Arr
     return lambda Z: lsa.lsa_predict(params, Z, n_ctx, depth=depth)
 
 
-def _half_mse(params, batch, n_ctx: int, depth: int | None):
-    return 0.5 * jnp.mean((predict_batch(params, batch, n_ctx, depth) - batch.y_q) ** 2)
+def _half_mse(params, batch, n_ctx: int, depth: int | None, clamp: float | None = None):
+    return 0.5 * jnp.mean((predict_batch(params, batch, n_ctx, depth, clamp=clamp) - batch.y_q) ** 2)
 
 
 def _run(key, *, lr, run_id, model: str, task: RegressionTask, n_ctx: int, n_layers: int,
          depth: int | None, steps: int, batch: int, init_scale: float, log_every: int,
-         progress: str | None):
+         progress: str | None, opt: str = "adam", clip: float = 0.0, clamp: float | None = None):
     """One training run (a pure function of its key; vmapped by `sweep`). model: "lsa" | "softmax"."""
     k_init, k_data = jax.random.split(key)
     init = lsa.init_lsa if model == "lsa" else lsa.init_softmax
     p0 = init(k_init, n_layers, task.d + 1, init_scale)
-    return engine.train(data_key(k_data), p0, functools.partial(_half_mse, n_ctx=n_ctx, depth=depth),
-                        lambda k: sample_batch(k, task, n_ctx, batch), optimizer(lr, steps),
+    return engine.train(data_key(k_data), p0, functools.partial(_half_mse, n_ctx=n_ctx, depth=depth, clamp=clamp),
+                        lambda k: sample_batch(k, task, n_ctx, batch), optimizer(lr, steps, clip, opt),
                         steps=steps, log_every=log_every, progress=progress, run_id=run_id)
 
 
 def train(run_keys: jax.Array, name: str, *, lr: float, model: str = "lsa", task: RegressionTask,
           n_ctx: int, n_layers: int = 1, depth: int | None = None, steps: int, batch: int,
-          init_scale: float, log_every: int, progress: str | None = None):
+          init_scale: float, log_every: int, progress: str | None = None, opt: str = "adam",
+          clip: float = 0.0, clamp: float | None = None):
     """Train len(run_keys) independent models; return (params, trace) with a leading run axis.
 
     model "lsa": `n_layers` LSA layers applied `depth` times (depth > n_layers = 1 is the
-    weight-shared model); "softmax": `n_layers` softmax heads in one layer."""
+    weight-shared model); "softmax": `n_layers` softmax heads in one layer. opt "adam" | "adamw"
+    (no weight decay either way), clip: clip_by_global_norm threshold (0: none), clamp: residual
+    clamp of the LSA stack (None: none)."""
     run = functools.partial(_run, model=model, task=task, n_ctx=n_ctx, n_layers=n_layers, depth=depth,
                             steps=steps, batch=batch, init_scale=init_scale, log_every=log_every,
-                            progress=progress)
+                            progress=progress, opt=opt, clip=clip, clamp=clamp)
     params, trace = sweep(run, run_keys, lr=lr)
     engine.raise_if_diverged(trace, name, {"lr": lr, "steps": steps})
     return params, trace
@@ -107,10 +118,11 @@ def squared_errors(params, task: RegressionTask, M: int, n: int, key: jax.Array,
 def squared_errors_of(models, task: RegressionTask, M: int, n: int, key: jax.Array) -> jax.Array:
     """`squared_errors` of several predictors on the same n prompts, (len(models), n).
 
-    models: (params, depth, n_norm) triples. Each chunk of prompts is drawn once and scored by
-    every predictor, so k predictors cost one draw of the prompts instead of k."""
+    models: (params, depth, n_norm) triples, or (params, depth, n_norm, clamp). Each chunk of
+    prompts is drawn once and scored by every predictor, so k predictors cost one draw of the
+    prompts instead of k."""
     params = tuple(m[0] for m in models)
-    forms = tuple((m[1], m[2]) for m in models)
+    forms = tuple((m[1], m[2], m[3] if len(m) > 3 else None) for m in models)
     return _squared_errors(params, task, M, n, key, forms)
 
 
@@ -119,10 +131,56 @@ def _squared_errors(params: tuple, task: RegressionTask, M: int, n: int, key: ja
                     forms: tuple) -> jax.Array:
     def chunk(i):
         p = sample_batch(jax.random.fold_in(key, i), task, M, EVAL_CHUNK)
-        return jnp.stack([(predict_batch(w, p, M, depth, n_norm) - p.y_q) ** 2            # (k, EVAL_CHUNK)
-                          for w, (depth, n_norm) in zip(params, forms)])
+        return jnp.stack([(predict_batch(w, p, M, depth, n_norm, clamp) - p.y_q) ** 2     # (k, EVAL_CHUNK)
+                          for w, (depth, n_norm, clamp) in zip(params, forms)])
     out = jax.lax.map(chunk, jnp.arange(n // EVAL_CHUNK))                                  # (chunks, k, EVAL_CHUNK)
     return jnp.moveaxis(out, 1, 0).reshape(len(forms), n)                                  # (k, n)
+
+
+@functools.partial(jax.jit, static_argnames=("task", "M", "n", "depth", "clamp"))
+def clamp_activity(params, task: RegressionTask, M: int, n: int, key: jax.Array, depth: int,
+                   clamp: float) -> jax.Array:
+    """How often the residual clamp acts on n held-out prompts (the chunks of `squared_errors`):
+    (fraction of prompts clipped at some layer, fraction of (prompt, layer) pairs clipped), (2,).
+
+    A layer is clipped iff its largest |entry| before the clip exceeds `clamp` (Acts.peak)."""
+    def chunk(i):
+        Z = jax.vmap(tokens)(sample_batch(jax.random.fold_in(key, i), task, M, EVAL_CHUNK))    # (B, T, D)
+        peak = jax.vmap(lambda z: lsa.lsa_forward(params, z, M, depth=depth, clamp=clamp)[1].peak)(Z)   # (B, K)
+        hit = peak > clamp                                                                     # (B, K)
+        return jnp.stack([jnp.mean(jnp.any(hit, axis=1)), jnp.mean(hit)])
+    return jnp.mean(jax.lax.map(chunk, jnp.arange(n // EVAL_CHUNK)), axis=0)
+
+
+def conditional_risks(params, task: RegressionTask, M: int, n: int, key: jax.Array, n_norms: tuple) -> jax.Array:
+    """Per-prompt risk of ONE LSA layer given the context and the task, averaged exactly over the
+    query x_q ~ N(0, Lambda): (len(n_norms), n), one row per normalisation (None: 1/M; N: frozen 1/N).
+
+    With the query's y-slot 0, one layer's prediction is exactly linear in x_q: y_hat = x_q^T v,
+    v = d y_hat / d x_q (a function of the context only). So, with y_q = w^T x_q + noise,
+
+        E[(y_hat - y_q)^2 | context, w] = (v - w)^T Lambda (v - w) + noise^2,
+
+    an unbiased estimate of the risk with a smaller Monte-Carlo error than (y_hat - y_q)^2 (the
+    x_q draw is averaged out exactly; Rao-Blackwellisation). Chunk i is drawn from fold_in(key, i)."""
+    return _conditional_risks(params, task, M, n, key, tuple(n_norms))
+
+
+@functools.partial(jax.jit, static_argnames=("task", "M", "n", "n_norms"))
+def _conditional_risks(params, task: RegressionTask, M: int, n: int, key: jax.Array, n_norms: tuple) -> jax.Array:
+    lam = jnp.asarray(task.covariance_diag)                                                    # (d,)
+
+    def chunk(i):
+        p = sample_batch(jax.random.fold_in(key, i), task, M, EVAL_CHUNK)
+        Z = jax.vmap(tokens)(p)                                                                # (B, T, D)
+        rows = []
+        for n_norm in n_norms:
+            f = functools.partial(lsa.lsa_predict, params, n_ctx=M, depth=1, n_norm=n_norm)
+            v = jax.vmap(functools.partial(query_sensitivity, f))(Z)                           # (B, d)
+            rows.append(jnp.sum(lam[None, :] * (v - p.w) ** 2, axis=1) + task.noise ** 2)         # (B,)
+        return jnp.stack(rows)                                                                 # (k, B)
+    out = jax.lax.map(chunk, jnp.arange(n // EVAL_CHUNK))                                      # (chunks, k, B)
+    return jnp.moveaxis(out, 1, 0).reshape(len(n_norms), n)
 
 
 def query_sensitivity(f: Callable[[jax.Array], jax.Array], Z: jax.Array) -> jax.Array:

@@ -28,15 +28,29 @@ class Config:
     zfb_steps: int = 3000              # training steps, ZFB part
     zfb_test_lengths: tuple[int, ...] = (5, 10, 20, 40, 80, 1000)   # test prompt lengths M
     depths: tuple[int, ...] = (2,)     # numbers of LSA layers in the depth part
-    depth_steps: int = 3000            # training steps per depth model
+    depth_steps: int = 3000            # training steps per depth model (K < deep_from)
     depth_batch: int = 2048            # prompts per step for the depth models
     depth_lr: float = 1e-2             # Adam peak learning rate of the depth models
+    # vO's deep-stack recipe for K >= deep_from (their paper, App. A.12; their notebook
+    # transformers_learn_icl_by_gd/constructed_token_setup.ipynb): AdamW (b2 0.98, no weight decay)
+    # at lr 5e-4 for K > 3, clip_by_global_norm 10, init 0.002/K, batch 2048, 50k steps for the
+    # per-layer stack and 5k for the recurrent one, residual stream clamped to +-10 after each layer
+    deep_from: int = 4                 # depths K >= deep_from are trained with the deep_* recipe
+    deep_lr: float = 5e-4              # AdamW peak learning rate (cosine-decayed, as every part here)
+    deep_grad_clip: float = 10.0       # clip_by_global_norm threshold of the gradient
+    deep_init: float = 0.002           # init std = deep_init / K
+    deep_clamp: float = 10.0           # residual clamp: every token entry clipped to +-deep_clamp per layer
+    deep_batch: int = 2048             # prompts per step
+    deep_steps: int = 50000            # training steps of the per-layer stack
+    deep_shared_steps: int = 5000      # training steps of the weight-shared (recurrent) stack
     softmax_steps: int = 1000          # training steps of the softmax negative control
     softmax_batch: int = 1024          # prompts per step of the softmax negative control
     n_eval_one_layer: int = 2 ** 20    # held-out prompts for the one-layer loss (MC s.e. ~0.15%)
     n_eval: int = 65536                # held-out prompts for the ZFB risks and depth losses
     n_sens: int = 4096                 # held-out prompts for sensitivity cosines
-    n_ref: int = 8192                  # MC prompts on which GD / GD++ step sizes are optimised
+    n_ref: int = 8192                  # MC prompts on which GD / GD++ step sizes are optimised (round 0)
+    ref_restarts: int = 3              # random L-BFGS restarts of each per-step reference (round 0)
+    ref_rounds: int = 2                # refits on fresh samples of n_ref 2^r prompts, r < ref_rounds
     n_construction: int = 64           # random prompts on which the constructions are checked
     seeds: int = 1                     # seeds of the one-layer vO model
     log_every: int = 100               # training-loss logging interval
@@ -47,10 +61,11 @@ class Config:
 
     @classmethod
     def full(cls) -> "Config":
-        # depth 4 is left out: trained from a small init with Adam at lr 1e-3..5e-3 its loss spikes to
-        # 1e7..1e14 within a few thousand steps (the engine reports the divergence); see the README
-        return cls(steps=5000, zfb_steps=8000, depths=(2, 3), depth_steps=10000, depth_batch=1024,
-                   depth_lr=5e-3, softmax_steps=5000, n_eval=262144, n_sens=10240, n_ref=16384, seeds=3)
+        # depth 4 uses vO's deep recipe (the deep_* fields): with the shallow one (Adam at lr 1e-3..5e-3,
+        # init 0.02, no clipping or clamp) its loss spiked to 1e7..1e14 within a few thousand steps
+        return cls(steps=5000, zfb_steps=8000, depths=(2, 3, 4), depth_steps=10000, depth_batch=1024,
+                   depth_lr=5e-3, softmax_steps=5000, n_eval=262144, n_sens=10240, n_ref=16384, ref_rounds=3,
+                   seeds=3)
 
     def validate(self) -> None:
         """Refuse a config this claim cannot run (SandboxError naming the field), before any work.
@@ -64,10 +79,14 @@ class Config:
         check_fields(self)
         require_positive(self, "d", "n_context", "lr", "steps", "batch", "init_scale", "zfb_lam",
                          "zfb_n_context", "zfb_steps", "zfb_test_lengths", "depths", "depth_steps",
-                         "depth_batch", "depth_lr", "softmax_steps", "softmax_batch",
+                         "depth_batch", "depth_lr", "softmax_steps", "softmax_batch", "deep_from",
+                         "deep_lr", "deep_init", "deep_clamp", "deep_batch", "deep_steps",
+                         "deep_shared_steps", "ref_rounds",
                          "n_eval_one_layer", "n_eval", "n_sens", "n_ref", "n_construction", "seeds",
                          "log_every", "input_range")
-        for name in ("steps", "zfb_steps", "depth_steps", "softmax_steps"):
+        if self.deep_grad_clip < 0 or self.ref_restarts < 0:
+            raise SandboxError("deep_grad_clip and ref_restarts must be >= 0 (0: no clipping / no restarts)")
+        for name in ("steps", "zfb_steps", "depth_steps", "softmax_steps", "deep_steps", "deep_shared_steps"):
             if getattr(self, name) % self.log_every:
                 raise SandboxError(f"{name}={getattr(self, name)} must be a multiple of "
                                    f"log_every={self.log_every}")
@@ -85,15 +104,17 @@ class Config:
                                f"compares K-layer stacks with GD++), got {self.depths}")
         N = max(self.n_context, self.zfb_n_context)
         D = max(self.d, len(self.zfb_lam)) + 1
-        B = max(self.batch, self.depth_batch, self.softmax_batch)
+        B = max(self.batch, self.depth_batch, self.softmax_batch, self.deep_batch)
         M = max(self.zfb_test_lengths)
         require_memory(self, [
-            (("seeds", "batch", "depth_batch", "softmax_batch", "n_context", "zfb_n_context", "d", "zfb_lam"),
+            (("seeds", "batch", "depth_batch", "softmax_batch", "deep_batch", "n_context", "zfb_n_context", "d",
+              "zfb_lam"),
              8 * 4 * self.seeds * B * (N + 1) * (D + N), "seeds x batch x (N+1) x (D+N) x 4 B x 8"),
             (("zfb_test_lengths", "d", "zfb_lam"), 8 * 4 * EVAL_CHUNK * (M + 1) * D,
              f"{EVAL_CHUNK} x (max test length + 1) x (d+1) x 4 B x 8"),
-            (("n_ref", "n_context", "zfb_n_context", "d", "zfb_lam"), 8 * 8 * self.n_ref * (N + 1) * D,
-             "n_ref x (N+1) x (d+1) x 8 B x 8"),
+            (("n_ref", "ref_rounds", "n_context", "zfb_n_context", "d", "zfb_lam"),
+             8 * 8 * self.n_ref * 2 ** (self.ref_rounds - 1) * (N + 1) * D,
+             "n_ref 2^(ref_rounds-1) x (N+1) x (d+1) x 8 B x 8"),
         ])
 
     @property

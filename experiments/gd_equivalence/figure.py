@@ -33,7 +33,8 @@ def plot(result: dict):
     a.plot(zp["M"], zp["risk"], **PRED, marker="o", label="R(M), ZFB formula")
     a.errorbar(zp["M"], zm["risk"], yerr=zm["risk_se"], **MEAS, marker="x", ls="none", label="trained LSA")
     a.plot(zp["M"], zp["fixed_norm_risk"], color=CONTROL["color"], ls="--", label="fixed 1/N: formula")
-    a.plot(zp["M"], zm["fixed_norm_risk"], **{**CONTROL, "ls": "none"}, marker="s", label="fixed 1/N: measured")
+    a.errorbar(zp["M"], zm["fixed_norm_risk"], yerr=zm.get("fixed_norm_risk_se"), **{**CONTROL, "ls": "none"},
+               marker="s", label="fixed 1/N: measured")
     a.axhline(zp["zero_risk"], color="grey", lw=0.8, label="zero predictor")
     a.set(xscale="log", yscale="log", xlabel="test prompt length M", ylabel="MSE",
           title=f"ZFB, trained at N={result['config']['zfb_n_context']}")

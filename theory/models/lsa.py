@@ -8,6 +8,10 @@ Linear self-attention (LSA), von Oswald et al. 2023 / Zhang, Frei & Bartlett 202
     Z <- Z + (1/n) (Z W_KQ^T C^T) C W_PV^T,     n = number of context tokens (or a fixed n_norm)
 For in-context regression a token is (x, y) in R^{d+1}, the query is (x_q, 0), and the model's
 prediction is  y_hat = -Z[-1, -1]  (minus the query's y-slot, as in vO and Ahn et al.).
+Optional residual clamp (vO's deep-stack stabiliser, transformers_learn_icl_by_gd/src/transformer.py
+in google-research/self-organising-systems): after each layer every entry of Z is clipped to
+[-clamp, clamp]. A clamp that is active is no longer a pure LSA; `Acts.peak` records, per layer,
+the largest |entry| before the clamp, so its activity can be measured (active iff peak > clamp).
 
 Softmax attention with H heads (negative control):
     dz_i = sum_h sum_j softmax_j(z_j^T W_KQ[h] z_i) W_PV[h] z_j
@@ -35,30 +39,38 @@ class SoftmaxParams(NamedTuple):
 
 class Acts(NamedTuple):
     residuals: jax.Array  # (L+1, T, D): the token matrix before each layer and after the last
+    peak: jax.Array | None = None   # (L,): max |entry| of Z after each layer, before any clamp
 
 
 def lsa_layer(W_KQ: jax.Array, W_PV: jax.Array, Z: jax.Array, n_ctx: int,
-              n_norm: int | None = None) -> jax.Array:
-    """One LSA layer: Z + (1/n) (Z W_KQ^T C^T) C W_PV^T with C = Z[:n_ctx]; n = n_norm or n_ctx."""
+              n_norm: int | None = None, clamp: float | None = None) -> jax.Array:
+    """One LSA layer: Z + (1/n) (Z W_KQ^T C^T) C W_PV^T with C = Z[:n_ctx]; n = n_norm or n_ctx;
+    every entry then clipped to [-clamp, clamp] if a clamp is given."""
     C = Z[:n_ctx]                                   # (N, D) keys and values: context tokens only
     scores = Z @ W_KQ.T @ C.T                       # (T, N)  s_ij = c_j^T W_KQ z_i
-    return Z + scores @ C @ W_PV.T / (n_norm or n_ctx)   # (T, D)
+    Z = Z + scores @ C @ W_PV.T / (n_norm or n_ctx)   # (T, D)
+    return Z if clamp is None else jnp.clip(Z, -clamp, clamp)
 
 
 def lsa_forward(params: LSAParams, Z: jax.Array, n_ctx: int, *, depth: int | None = None,
-                n_norm: int | None = None) -> tuple[jax.Array, Acts]:
+                n_norm: int | None = None, clamp: float | None = None) -> tuple[jax.Array, Acts]:
     """Apply the LSA stack to one prompt Z (T, D); return (y_hat, Acts).
 
     `params` hold L layers; `depth` > L reuses them cyclically (depth = K with L = 1 is the
-    weight-shared, recurrent model). y_hat = -Z_final[-1, -1].
+    weight-shared, recurrent model). y_hat = -Z_final[-1, -1]. With `clamp`, the residual stream
+    is clipped to [-clamp, clamp] after every layer (vO's deep-stack recipe); Acts.peak holds the
+    largest |entry| after each layer before the clip (the clamp acted at layer l iff peak[l] > clamp).
     """
     L = params.W_KQ.shape[0]
     depth = depth or L
-    residuals = [Z]
+    residuals, peaks = [Z], []
     for k in range(depth):
         Z = lsa_layer(params.W_KQ[k % L], params.W_PV[k % L], Z, n_ctx, n_norm)   # (T, D)
+        peaks.append(jnp.max(jnp.abs(Z)))
+        if clamp is not None:
+            Z = jnp.clip(Z, -clamp, clamp)
         residuals.append(Z)
-    return -Z[-1, -1], Acts(jnp.stack(residuals))
+    return -Z[-1, -1], Acts(jnp.stack(residuals), jnp.stack(peaks))
 
 
 def lsa_predict(params: LSAParams, Z: jax.Array, n_ctx: int, *, depth: int | None = None,
@@ -77,11 +89,12 @@ def lsa_predict(params: LSAParams, Z: jax.Array, n_ctx: int, *, depth: int | Non
         U_0 x = C^T (C x),     U_l x = u + (1/n) W_PV[l] U_{l-1} (W_KQ[l] u),
         u = U_{l-1} (x + (1/n) W_KQ[l]^T U_{l-1} (W_PV[l]^T x)).
 
-    Exact (algebraically `lsa_forward`, checked against it and a naive loop in
-    tests/test_gd_equivalence.py). One layer is 2 N D + D^2 multiplications per prompt (only the
-    query row of the last layer is computed, which keeps long test prompts, M = 1000, cheap);
-    depth K costs O(3^K N D) instead of K full layers on the (T, D) token matrix, ~4x faster
-    forward and backward at K = 2 on a CPU (batched tiny matrix products are what XLA runs slowly).
+    Exact (algebraically `lsa_forward` without a clamp, which this form cannot express; checked
+    against it and a naive loop in tests/test_gd_equivalence.py). One layer is 2 N D + D^2
+    multiplications per prompt (only the query row of the last layer is computed, which keeps long
+    test prompts, M = 1000, cheap); depth K costs O(3^K N D) instead of K full layers on the (T, D)
+    token matrix, ~4x faster forward and backward at K = 2 on a CPU (batched tiny matrix products
+    are what XLA runs slowly).
     """
     L = params.W_KQ.shape[0]
     depth = depth or L
