@@ -31,7 +31,7 @@ class Config:
     mix_lengths: bool = False                # False: one length per step (the paper); True: per sequence
     train_buckets: int = 4                   # training-length buckets (theory/engine/buckets.py); 1 = pad to N
     sweep_chunk: int = 1                     # runs vmapped together, chunks in sequence (0 = all; CPU: 1 is faster)
-    eval_lengths: tuple[int, ...] = (5, 10, 20, 30, 40, 60, 80, 100)   # test lengths
+    eval_lengths: tuple[int, ...] = (5, 10, 20, 30, 40, 60, 80, 100, 150, 200)   # test lengths
     eval_batch: int = 2048                   # test sequences per length (fresh positions each): s.e. 0.011 at chance
     eval_chunk: int = 128                    # sequences per evaluation chunk (memory)
     nope: bool = True                        # train the NoPE causal/non-causal pair (part `nope`)
@@ -59,7 +59,8 @@ class Config:
         return cls(seeds=3,
                    eval_lengths=(5, 10, 20, 30, 40, 50, 60, 80, 100, 150, 200, 300, 500),
                    eval_chunk=64,
-                   table_tasks=tuple(algorithmic.TASKS), table_seeds=3)
+                   table_tasks=tuple(algorithmic.TASKS), table_seeds=3,
+                   table_steps=3000)         # sin/cos leaves its plateau after ~2400 steps (even_pairs)
 
     @property
     def buckets(self) -> tuple[int, ...]:
@@ -86,6 +87,8 @@ class Config:
                          "sampler_n", "sampler_draws", "log_every", "seeds", "table_steps", "nope_steps",
                          "table_seeds", "table_eval_batch", "table_batch", "nope_lengths",
                          "table_eval_lengths", "table_in_dist_lengths", "train_buckets")
+        if self.sweep_chunk < 0:
+            raise SandboxError(f"sweep_chunk must be >= 0 (0 = every run in one vmap), got {self.sweep_chunk}")
         if self.d_ff < 0 or self.clip < 0:
             raise SandboxError(f"d_ff and clip must be >= 0, got {self.d_ff}, {self.clip}")
         for name, tasks in (("task", (self.task,)), ("table_tasks", self.table_tasks)):

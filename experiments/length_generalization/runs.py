@@ -11,10 +11,12 @@ One run (`run`), from its key k -> (k_init, k_data, k_eval):
             T = seq_len(task, L), masked beyond n exactly as padding to N would be: the same loss
             and gradient as pad-to-max (tests/test_buckets.py), at a fraction of its compute, and
             the whole run is still ONE compiled program (one lax.switch branch per bucket).
-    eval    each test length n in its own shape T_n = seq_len(task, n) (no padding to the longest),
-            `eval_batch` fresh sequences, each with its own positions (randomized runs draw new
-            subsets at test time too); accuracy(n) = mean over sequences of the masked fraction of
-            answer slots whose argmax class is right.
+    eval    each test length n at a static length S >= n (`eval_shapes`: the training range at
+            N, longer lengths within 2x), masked beyond n as in training, `eval_batch` fresh
+            sequences, each with its own positions (randomized runs draw new subsets at test time
+            too); accuracy(n) = mean over sequences of the masked fraction of answer slots whose
+            argmax class is right. A handful of shapes instead of one per length: the evaluation
+            program compiles one body per shape.
 
 The step lengths come from the sweep's `schedule` stream, shared by all its runs: step t's length
 is drawn from fold_in(schedule, t), and run r's data for the step from its own k_data and that
@@ -43,6 +45,7 @@ import numpy as np
 import optax
 
 from theory.engine import buckets as length_buckets
+from theory.engine.keys import data_key
 from theory.engine.sweep import default_devices, sweep
 from theory.engine.train import OptimizerConfig, Trace, make_optimizer, raise_if_diverged, train
 from theory.models import positional, transformer
@@ -108,7 +111,7 @@ def make_batch(n, key, L: int, *, spec: RunSpec, randomized, causal):
     """The step's B sequences of real length n (traced) built at the static length L >= n:
     (samples, layouts, positions (B, T_L)), T_L = seq_len(task, L)."""
     task, B = algorithmic.get(spec.task), spec.batch
-    k_s, k_p = jax.random.split(key)
+    k_s, k_p = jax.random.split(data_key(key))           # the key's own threefry numbers, drawn fused
     s, lay = sequences(task, k_s, n, L, causal, B)
     pos = positional.positions(spec.model.pe, k_p, lay.n_tokens, algorithmic.seq_len(task, L), batch=B,
                                randomized=randomized)                              # (B, T_L)
@@ -165,25 +168,54 @@ def train_run(key, randomized, causal, gain, *, spec: RunSpec, run_id=0, progres
                  steps=spec.steps, log_every=spec.log_every, progress=progress, run_id=run_id)
 
 
-def run(key, randomized, causal, gain, *, spec: RunSpec, run_id=0, progress=None):
-    """Train one model from `key`; (accuracy per eval length (E,), loss trace, first bad step)."""
-    task, mcfg = algorithmic.get(spec.task), spec.model
-    _, _, k_eval = jax.random.split(key, 3)
-    params, trace = train_run(key, randomized, causal, gain, spec=spec, run_id=run_id, progress=progress)
+def eval_shapes(lengths, N: int) -> tuple[tuple[int, tuple[int, ...]], ...]:
+    """The test lengths grouped by the static length S they are evaluated at: every length <= N at
+    N (the training range), and beyond N, from the longest down, a shape m holds the lengths in
+    (m/2, m] (at most twice the tokens of the exact length). ((S, lengths), ...), shortest S first.
 
-    def eval_length(k, n):
-        T_n = algorithmic.seq_len(task, n)
+        eval_shapes((5, 10, 20, 40, 60, 80, 100, 150, 200), 40)
+        -> ((40, (5, 10, 20, 40)), (100, (60, 80, 100)), (200, (150, 200)))"""
+    inside = tuple(sorted(n for n in set(lengths) if n <= N))
+    groups, rest = [], sorted((n for n in set(lengths) if n > N), reverse=True)
+    while rest:
+        m = rest[0]
+        groups.append((m, tuple(sorted(n for n in rest if 2 * n > m))))
+        rest = [n for n in rest if 2 * n <= m]
+    return ((N, inside),) * bool(inside) + tuple(reversed(groups))
+
+
+def evaluate(params, k_eval, randomized, causal, gain, *, spec: RunSpec) -> jax.Array:
+    """Accuracy at every test length (E,) (module docstring, "eval"): length n at its static shape S
+    (`eval_shapes`), the lengths of one shape in one `lax.map` (one compiled body per shape); the
+    sequences of length n equal the exact-length ones on their real slots (the samplers are
+    prefix-consistent, theory/engine/buckets.py) and the slots beyond n are masked, so the numbers
+    are those of an exact-length evaluation up to float rounding."""
+    task, mcfg = algorithmic.get(spec.task), spec.model
+
+    def eval_length(n, S: int):
+        T_S = algorithmic.seq_len(task, S)
 
         def eval_one(k1):
-            k_s, k_p = jax.random.split(k1)
-            s, lay = sequences(task, k_s, n, n, causal, 1)
-            pos = positional.positions(mcfg.pe, k_p, lay.n_tokens[0], T_n, randomized=randomized)  # (T_n,)
+            k_s, k_p = jax.random.split(data_key(k1))
+            s, lay = sequences(task, k_s, n, S, causal, 1)
+            pos = positional.positions(mcfg.pe, k_p, lay.n_tokens[0], T_S, randomized=randomized)  # (T_S,)
             _, acc = per_sequence(params, mcfg, s, lay, pos[None, :], causal, gain)   # (1,)
             return acc[0]
-        keys = jax.random.split(k, spec.eval_batch)                                   # (eval_batch, 2)
+        keys = jax.random.split(jax.random.fold_in(k_eval, n), spec.eval_batch)       # (eval_batch, 2)
         return jnp.mean(jax.lax.map(eval_one, keys, batch_size=spec.eval_chunk))
 
-    acc = jnp.stack([eval_length(jax.random.fold_in(k_eval, n), n) for n in spec.eval_lengths])   # (E,)
+    acc = {}
+    for S, ns in eval_shapes(spec.eval_lengths, spec.train_max_len):
+        a = jax.lax.map(lambda n, S=S: eval_length(n, S), jnp.asarray(ns, jnp.int32))  # (len(ns),)
+        acc.update({n: a[i] for i, n in enumerate(ns)})
+    return jnp.stack([acc[n] for n in spec.eval_lengths])                              # (E,)
+
+
+def run(key, randomized, causal, gain, *, spec: RunSpec, run_id=0, progress=None):
+    """Train one model from `key`; (accuracy per eval length (E,), loss trace, first bad step)."""
+    _, _, k_eval = jax.random.split(key, 3)
+    params, trace = train_run(key, randomized, causal, gain, spec=spec, run_id=run_id, progress=progress)
+    acc = evaluate(params, k_eval, randomized, causal, gain, spec=spec)                # (E,)
     return acc, trace.loss, trace.first_bad_step
 
 

@@ -11,16 +11,19 @@ theory/predictions/length_generalization.py: even_pairs_permutation_bound), is
 (proofs/length_generalization.py: prove_even_pairs_multiset_probability). A causal mask alone
 breaks the symmetry (token i sees only tokens <= i), so the causal model may exceed the bound.
 
-    predict   the bound at every test length, its mean over nope_lengths, and the standard error
+    predict   the bound at every NoPE test length, its mean over nope_lengths, and the standard error
               0.5 / sqrt(eval_batch * seeds * |nope_lengths|) of a mean accuracy there
     measure   the NoPE pair (`nope_steps` Adam steps, paired seeds), accuracy (variant, seed,
-              length); max |logit change| at the read slots of a randomly initialised non-causal
-              NoPE model when its n = 30 input tokens are permuted, and (a control, not judged)
-              of the same model and input with sin/cos positions added
+              length) at the in-distribution test lengths (`lengths`); max |logit change| at the
+              read slots of a randomly initialised non-causal NoPE model when its n = 30 input
+              tokens are permuted, and (a control, not judged) of the same model and input with
+              sin/cos positions added
     judge     non-causal mean accuracy <= bound + 3 s.e.; causal >= bound + 0.15; logit change
               <= 1e-4 (float32 rounding)
 """
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -43,10 +46,16 @@ WHY = ("proofs/length_generalization.py (prove_even_pairs_multiset_probability) 
        "theory/predictions/length_generalization.py (even_pairs_permutation_bound)")
 
 
+def lengths(cfg) -> tuple[int, ...]:
+    """The test lengths of the NoPE pair: the in-distribution ones (the checks use nope_lengths;
+    nothing beyond the training range is judged for NoPE)."""
+    return tuple(n for n in cfg.lengths if n <= cfg.train_max_len)
+
+
 def predict(cfg) -> dict:
     bounds = [pred.even_pairs_permutation_bound(int(m), READ) for m in cfg.nope_lengths]
-    return {"lengths": cfg.lengths, "nope_lengths": cfg.nope_lengths, "read": READ,
-            "bound_by_length": [pred.even_pairs_permutation_bound(int(m), READ) for m in cfg.lengths],
+    return {"lengths": lengths(cfg), "nope_lengths": cfg.nope_lengths, "read": READ,
+            "bound_by_length": [pred.even_pairs_permutation_bound(int(m), READ) for m in lengths(cfg)],
             "bound": float(np.mean(bounds)),
             "se": 0.5 / np.sqrt(cfg.eval_batch * cfg.seeds * len(cfg.nope_lengths))}
 
@@ -54,6 +63,11 @@ def predict(cfg) -> dict:
 def permutation_gap(cfg, key: jax.Array, kind: str = "none") -> float:
     """max |logits(P x) - logits(x)| at the read slots of a randomly initialised non-causal model
     with encoding `kind` (NoPE: "none"), for a random permutation P of n = PERMUTED input tokens."""
+    return float(_permutation_gap(cfg, key, kind))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _permutation_gap(cfg, key: jax.Array, kind: str) -> jax.Array:
     task = algorithmic.get(cfg.task)
     mcfg = cfg.model(task, kind)
     k_init, k_data, k_perm = jax.random.split(key, 3)
@@ -65,7 +79,7 @@ def permutation_gap(cfg, key: jax.Array, kind: str = "none") -> float:
     pos = positional.positions(mcfg.pe, k_perm, PERMUTED, T)                        # (T,) 0..T-1
     a = transformer.forward(params, lay.tokens, pos, lay.pad_mask, mcfg, False)[0]  # (T, C)
     b = transformer.forward(params, lay.tokens[perm], pos, lay.pad_mask, mcfg, False)[0]   # (T, C)
-    return float(jnp.max(jnp.abs(a[lay.read] - b[lay.read])))
+    return jnp.max(jnp.abs(a[lay.read] - b[lay.read]))
 
 
 def measure(cfg, keys: Keys, progress: str | None) -> dict:
@@ -73,8 +87,8 @@ def measure(cfg, keys: Keys, progress: str | None) -> dict:
     k_gap = keys.sub("permutation").key           # one init and input for the NoPE model and its control
     schedule = keys.sub(cfg.task, "none", "lengths").key                            # step lengths, shared
     acc, loss = runs.train_and_eval(cfg, cfg.task, "sin_cos", VARIANTS, run_keys, cfg.nope_steps,
-                                    cfg.lengths, schedule, progress)                # (2, S, E), (2, S, n_logs)
-    return {"lengths": cfg.lengths, "variants": [v.name for v in VARIANTS], "acc": acc, "loss": loss,
+                                    lengths(cfg), schedule, progress)               # (2, S, E), (2, S, n_logs)
+    return {"lengths": lengths(cfg), "variants": [v.name for v in VARIANTS], "acc": acc, "loss": loss,
             "steps": cfg.nope_steps, "permutation_gap": permutation_gap(cfg, k_gap),
             "permutation_gap_sin_cos": permutation_gap(cfg, k_gap, "sin_cos")}
 
