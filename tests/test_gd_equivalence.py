@@ -269,9 +269,32 @@ def test_depth_recipe_switches_at_deep_from():
     assert depth.recipe(cfg, 4, True)["steps"] == 5000 and 4 in cfg.depths
 
 
+def test_zfb_init_is_the_papers_start(f64):
+    """ZFB's Section 3.3 start: W_KQ = sigma [[Theta Theta^T, 0], [0, 0]] with ||Theta Theta^T||_F = 1,
+    W_PV's only nonzero entry the y-corner; in this codebase's sign (y_hat = -Z[-1, -1]) the layer then
+    predicts ZFB's y_hat = x_q^T sigma^2 Theta Theta^T (1/N) sum_i y_i x_i (checked on a prompt)."""
+    from experiments.gd_equivalence.parts import zfb
+    sigma, d, N = 0.3, 5, 7
+    p = zfb.zfb_init(jax.random.PRNGKey(3), d, sigma)
+    tt = np.asarray(p.W_KQ[0, :d, :d]) / sigma                                          # (d, d)
+    assert np.linalg.norm(tt) == pytest.approx(1.0, rel=1e-12)
+    np.testing.assert_allclose(tt, tt.T, atol=1e-15)
+    assert np.min(np.linalg.eigvalsh(tt)) >= -1e-12 and np.linalg.matrix_rank(tt) == d
+    assert not np.any(np.asarray(p.W_KQ[0, d, :])) and not np.any(np.asarray(p.W_KQ[0, :, d]))
+    pv = np.zeros((d + 1, d + 1))
+    pv[d, d] = -sigma
+    np.testing.assert_array_equal(np.asarray(p.W_PV[0]), pv)
+    np.testing.assert_allclose(common.learned_preconditioner(p.W_KQ[0], p.W_PV[0]), sigma ** 2 * tt, rtol=1e-12)
+    prompt = sample_prompt(jax.random.PRNGKey(4), ZFB, N)
+    X, y = np.asarray(prompt.X), np.asarray(prompt.y)
+    zfb_y_hat = np.asarray(prompt.x_q) @ (sigma ** 2 * tt) @ (X.T @ y) / N
+    assert float(models.lsa_predict(p, tokens(prompt), N)) == pytest.approx(zfb_y_hat, rel=1e-10)
+
+
 def test_config_rejects_bad_input():
     for bad in (dict(zfb_test_lengths=(5, 10)), dict(n_eval=1000), dict(steps=150), dict(d=0),
-                dict(deep_steps=150), dict(deep_clamp=0.0), dict(deep_grad_clip=-1.0), dict(ref_rounds=0)):
+                dict(deep_steps=150), dict(deep_clamp=0.0), dict(deep_grad_clip=-1.0), dict(ref_rounds=0),
+                dict(zfb_init="orthogonal")):
         with pytest.raises(SandboxError):
             dataclasses.replace(exp.Config(), **bad).validate()
 

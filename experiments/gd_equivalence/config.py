@@ -9,6 +9,7 @@ from theory.harness.config import check_fields, require_memory, require_positive
 from theory.tasks.linear_regression import RegressionTask
 
 EVAL_CHUNK = 1024   # prompts per chunk of a held-out evaluation (bounds memory at M = 1000)
+ZFB_INITS = ("zfb", "gaussian")   # starts of the ZFB part (parts/zfb.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +27,9 @@ class Config:
     zfb_lam: tuple[float, ...] = (4.0, 2.0, 1.0, 0.5, 0.25)   # diag of Lambda for the ZFB part
     zfb_n_context: int = 20            # N for the ZFB part
     zfb_steps: int = 3000              # training steps, ZFB part
+    # ZFB part's start: "zfb" = ZFB's initialisation assumption (their Section 3.3; the start their
+    # Theorem 4.1 covers; sigma = init_scale), "gaussian" = i.i.d. N(0, init_scale^2) (outside the theorem)
+    zfb_init: str = "zfb"
     zfb_test_lengths: tuple[int, ...] = (5, 10, 20, 40, 80, 1000)   # test prompt lengths M
     depths: tuple[int, ...] = (2,)     # numbers of LSA layers in the depth part
     depth_steps: int = 3000            # training steps per depth model (K < deep_from)
@@ -84,6 +88,8 @@ class Config:
                          "deep_shared_steps", "ref_rounds",
                          "n_eval_one_layer", "n_eval", "n_sens", "n_ref", "n_construction", "seeds",
                          "log_every", "input_range")
+        if self.zfb_init not in ZFB_INITS:
+            raise SandboxError(f"zfb_init must be one of {ZFB_INITS}, got {self.zfb_init!r}")
         if self.deep_grad_clip < 0 or self.ref_restarts < 0:
             raise SandboxError("deep_grad_clip and ref_restarts must be >= 0 (0: no clipping / no restarts)")
         for name in ("steps", "zfb_steps", "depth_steps", "softmax_steps", "deep_steps", "deep_shared_steps"):

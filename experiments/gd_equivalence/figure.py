@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+ZFB_START = {"zfb": "ZFB's init", "gaussian": "a Gaussian init"}   # panel title by config zfb_init
+
 
 def plot(result: dict):
     from theory.harness.plotting import CONTROL, MEAS, PRED, figure
@@ -37,7 +39,8 @@ def plot(result: dict):
                marker="s", label="fixed 1/N: measured")
     a.axhline(zp["zero_risk"], color="grey", lw=0.8, label="zero predictor")
     a.set(xscale="log", yscale="log", xlabel="test prompt length M", ylabel="MSE",
-          title=f"ZFB, trained at N={result['config']['zfb_n_context']}")
+          title=f"ZFB, trained at N={result['config']['zfb_n_context']} from "
+                f"{ZFB_START[result['config'].get('zfb_init', 'gaussian')]}")
     a.legend()
 
     a = ax[1, 1]

@@ -17,20 +17,78 @@ Negative control: the same trained weights with the normalisation frozen at 1/N 
 value is linear_risk at scale M/N (`zfb_risk_fixed_norm`), checked at every M like R(M).
 Measured: the learned Gamma_eff = -W_PV[y, y] W_KQ[x, x]^T, and both risks on held-out prompts
 (the query averaged exactly given each context: `common.conditional_risks`).
+
+Initialisation (cfg.zfb_init). ZFB's convergence theorem (their Theorem 4.1) covers gradient flow
+from their initialisation assumption (Section 3.3), not from any start:
+
+    W_PV(0) = sigma [[0, 0], [0, 1]],   W_KQ(0) = sigma [[Theta Theta^T, 0], [0, 0]],
+    ||Theta Theta^T||_F = 1,  Theta Theta^T Lambda != 0,  sigma small,
+
+a balanced start whose off-diagonal blocks are zero (and stay zero along the flow). "zfb" (the
+default) is that start with Theta a d x d standard Gaussian draw rescaled to ||Theta Theta^T||_F = 1
+and sigma = cfg.init_scale; because this codebase predicts y_hat = -Z[-1, -1] (ZFB: +Z[-1, -1]),
+W_PV's y-entry is -sigma, which gives ZFB's predictor: Gamma_eff(0) = sigma^2 Theta Theta^T,
+positive semidefinite. "gaussian" is the generic i.i.d. N(0, init_scale^2) start of the other parts,
+which the theorem does not cover.
 """
 from __future__ import annotations
 
+import functools
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from experiments.gd_equivalence import common
 from experiments.gd_equivalence.config import Config
-from theory.engine.keys import Keys
+from theory.engine import train as engine
+from theory.engine.keys import Keys, data_key
+from theory.engine.sweep import sweep
 from theory.harness.parts import Part
 from theory.harness.results import at_most, close
 from theory.metrics import mean_se
+from theory.models import lsa
 from theory.predictions import gd_equivalence as pred
+from theory.tasks.linear_regression import RegressionTask, sample_batch
 
 ZFB = "Zhang, Frei & Bartlett 2024 (JMLR)"
+
+
+def zfb_init(key: jax.Array, d: int, sigma: float) -> lsa.LSAParams:
+    """ZFB's initialisation (Section 3.3) for one layer, in this codebase's sign convention:
+    W_KQ = sigma [[Theta Theta^T, 0], [0, 0]], W_PV = -sigma e_{d+1} e_{d+1}^T, with Theta (d, d)
+    standard Gaussian rescaled so that ||Theta Theta^T||_F = 1 (Gamma_eff(0) = sigma^2 Theta Theta^T)."""
+    theta = jax.random.normal(key, (d, d))                                             # (d, d)
+    tt = theta @ theta.T                                                               # (d, d)
+    W_KQ = jnp.zeros((d + 1, d + 1)).at[:d, :d].set(sigma * tt / jnp.linalg.norm(tt))  # (D, D)
+    W_PV = jnp.zeros((d + 1, d + 1)).at[d, d].set(-sigma)                              # (D, D)
+    return lsa.LSAParams(W_KQ[None], W_PV[None])                                       # (1, D, D) each
+
+
+def _run_from_zfb_init(key, *, lr, run_id, task: RegressionTask, n_ctx: int, steps: int, batch: int,
+                       sigma: float, log_every: int, progress: str | None):
+    """One training run from `zfb_init` (the recipe of `common.train` otherwise: Adam, cosine decay,
+    fresh prompts every step); vmapped by `sweep`."""
+    k_init, k_data = jax.random.split(key)
+    return engine.train(data_key(k_data), zfb_init(k_init, task.d, sigma),
+                        functools.partial(common._half_mse, n_ctx=n_ctx, depth=1),
+                        lambda k: sample_batch(k, task, n_ctx, batch), common.optimizer(lr, steps),
+                        steps=steps, log_every=log_every, progress=progress, run_id=run_id)
+
+
+def _train(cfg: Config, keys: Keys, progress: str | None):
+    """The trained layer (one run), from cfg.zfb_init."""
+    task, N = cfg.zfb_task, cfg.zfb_n_context
+    if cfg.zfb_init == "gaussian":
+        params, _ = common.train(keys.sub("train").runs(1), "gd_equivalence/zfb", lr=cfg.lr, task=task,
+                                 n_ctx=N, n_layers=1, depth=1, steps=cfg.zfb_steps, batch=cfg.batch,
+                                 init_scale=cfg.init_scale, log_every=cfg.log_every, progress=progress)
+        return common.run_of(params, 0)
+    run = functools.partial(_run_from_zfb_init, task=task, n_ctx=N, steps=cfg.zfb_steps, batch=cfg.batch,
+                            sigma=cfg.init_scale, log_every=cfg.log_every, progress=progress)
+    params, trace = sweep(run, keys.sub("train").runs(1), lr=cfg.lr)
+    engine.raise_if_diverged(trace, "gd_equivalence/zfb", {"lr": cfg.lr, "steps": cfg.zfb_steps})
+    return common.run_of(params, 0)
 
 
 def predict(cfg: Config) -> dict:
@@ -51,10 +109,7 @@ def measure(cfg: Config, keys: Keys, progress: str | None) -> dict:
     conditional risk given the context, averaged over the query x_q (`common.conditional_risks`):
     unbiased, with about 2.5x smaller standard error than the squared error of one sampled query."""
     task, N = cfg.zfb_task, cfg.zfb_n_context
-    params, _ = common.train(keys.sub("train").runs(1), "gd_equivalence/zfb", lr=cfg.lr, task=task,
-                             n_ctx=N, n_layers=1, depth=1, steps=cfg.zfb_steps, batch=cfg.batch,
-                             init_scale=cfg.init_scale, log_every=cfg.log_every, progress=progress)
-    p = common.run_of(params, 0)
+    p = _train(cfg, keys, progress)
     out = {"risk": [], "risk_se": [], "fixed_norm_risk": [], "fixed_norm_risk_se": []}
     for M in cfg.zfb_test_lengths:
         # both normalisations on the same prompts (one draw): (2, n)
@@ -81,6 +136,11 @@ def judge(cfg: Config, P: dict, M: dict) -> list:
     lengths = list(P["M"])
     worst, max_se = _worst_relative(P, M, "risk")
     worst_f, max_se_f = _worst_relative(P, M, "fixed_norm_risk")
+    start = (f"trained from {'ZFB' if cfg.zfb_init == 'zfb' else 'an i.i.d. Gaussian'} init (zfb_init="
+             f"{cfg.zfb_init!r}); ZFB's Theorem 4.1 proves gradient flow reaches this minimum from their "
+             "Section 3.3 start (W_PV(0) = sigma e_y e_y^T, W_KQ(0) = sigma [[Theta Theta^T, 0], [0, 0]], "
+             "||Theta Theta^T||_F = 1, small sigma)" + ("" if cfg.zfb_init == "zfb" else
+                                                         ", which this random start is not"))
     mc = (f"{cfg.n_eval} held-out contexts, the query averaged exactly (conditional_risks in "
           "experiments/gd_equivalence/common.py)")
     # the finite-training part of the error: the formulas at the learned Gamma_eff instead of Gamma^-1
@@ -94,12 +154,12 @@ def judge(cfg: Config, P: dict, M: dict) -> list:
                 rel_frob,
                 f"{ZFB}: the global minimum of the one-layer loss is Gamma^-1, Gamma = (1 + 1/N) Lambda "
                 "+ tr(Lambda)/N I (zfb_preconditioner in theory/predictions/gd_equivalence.py; "
-                "stationarity proved in proofs/gd_equivalence.py); 1% allows finite training"),
+                f"stationarity proved in proofs/gd_equivalence.py); {start}; 1% allows finite training"),
         close("risk_vs_formula_worst_length", f"The trained layer's test risk R(M) matches the formula at "
               f"the worst test length (M = {lengths[worst]} of {lengths}).", "predicted",
               float(P["risk"][worst]), float(M["risk"][worst]), 0.03,
               f"{ZFB}: R(M) of Gamma^-1 on prompts of length M (linear_risk in "
-              f"theory/predictions/gd_equivalence.py); 3% = finite training (the formula at the learned "
+              f"theory/predictions/gd_equivalence.py), {start}; 3% = finite training (the formula at the learned "
               f"Gamma_eff moves by up to {train_part[False]:.2%}) plus >= 3 Monte-Carlo standard errors "
               f"(s.e. up to {max_se:.2%} of the risk on {mc})"),
         close("fixed_norm_risk_vs_formula_worst_length", "Negative control: the trained layer with its "
@@ -108,7 +168,7 @@ def judge(cfg: Config, P: dict, M: dict) -> list:
               "predicted", float(P["fixed_norm_risk"][worst_f]), float(M["fixed_norm_risk"][worst_f]), 0.03,
               f"{ZFB}; the frozen normalisation (von Oswald et al. 2023's P = eta/N) scales the update "
               "by M/N (zfb_risk_fixed_norm in theory/predictions/gd_equivalence.py, predicted "
-              f"{float(P['fixed_norm_risk'][-1]):.4g} at M = {lengths[-1]}); 3% = finite training (the "
+              f"{float(P['fixed_norm_risk'][-1]):.4g} at M = {lengths[-1]}), {start}; 3% = finite training (the "
               f"formula at the learned Gamma_eff moves by up to {train_part[True]:.2%}) plus >= 3 "
               f"Monte-Carlo standard errors (s.e. up to {max_se_f:.2%} on {mc})"),
     ]
