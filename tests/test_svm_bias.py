@@ -178,6 +178,84 @@ def test_regularization_path_runs_and_stays_in_ball():
     norms = np.linalg.norm(np.asarray(Ws), axis=(1, 2))
     assert np.all(norms <= np.asarray(cfg.radii) * (1 + 1e-12))
     assert Ls.shape == (3, 2)
+    # one set of starts per radius (the unseeded path's random starts): same answer when all sets are equal
+    per_radius = jnp.broadcast_to(starts, (3,) + starts.shape)
+    Ws2, Ls2 = svm.regularization_path(Instance(*map(jnp.asarray, inst)), per_radius, cfg)
+    np.testing.assert_array_equal(np.asarray(Ws2), np.asarray(Ws))
+    np.testing.assert_array_equal(np.asarray(Ls2), np.asarray(Ls))
+    # the kick round: n T more starts per radius, still inside the ball; at the first radius it
+    # descends from a superset of the same starts, so its best loss is no higher
+    kcfg = dataclasses.replace(cfg, kick=1.0)
+    Wk, Lk = svm.regularization_path(Instance(*map(jnp.asarray, inst)), starts, kcfg)
+    assert Lk.shape == (3, 2 + 3 * 4)
+    assert np.all(np.linalg.norm(np.asarray(Wk), axis=(1, 2)) <= np.asarray(cfg.radii) * (1 + 1e-12))
+    np.testing.assert_array_equal(np.asarray(Lk)[:, :2][0], np.asarray(Ls)[0])
+    assert float(np.min(Lk[0])) <= float(np.min(Ls[0]))
+
+
+def test_kick_directions_move_one_sequence_toward_one_token():
+    """E_it = x_it q_i^T / ||.|| with q_i = pinv(Z)[:, i]: unit norm, the logits of sequence j != i
+    unchanged (z_j^T q_i = 0 at d >= n), and in sequence i token t's logit rises the most."""
+    inst, _ = _instance(3, n=3, T=4, d=5)
+    E = np.asarray(svm.kick_directions(Instance(*map(jnp.asarray, inst))))            # (n T, d, d)
+    np.testing.assert_allclose(np.linalg.norm(E, axis=(1, 2)), 1.0, rtol=1e-12)
+    for i in range(3):
+        for t in range(4):
+            dl = np.einsum("ntd,de,ne->nt", inst.X, E[i * 4 + t], inst.Z)              # (n, T) logit change
+            others = [j for j in range(3) if j != i]
+            assert np.max(np.abs(dl[others])) < 1e-12
+            assert int(np.argmax(dl[i])) == t and dl[i, t] > 0
+
+
+def test_independent_primal_solve_matches_and_certifies_the_rank():
+    """The interior-point primal reaches the least-distance optimum, its certified distance bound
+    holds, and the certified rank is min(n, d) at d > n: the independent test of rank <= min(n, d)."""
+    inst, o = _instance(0)
+    exact = svm.solve_frobenius(inst.X, inst.Z, o)
+    primal = svm.solve_frobenius_primal(inst.X, inst.Z, o)
+    assert primal.solved and primal.margins.min() >= 1 - 1e-12
+    assert abs(primal.objective - exact.objective) / exact.objective < 1e-8
+    assert np.linalg.norm(primal.W - exact.W) <= primal.dist_bound
+    assert 0 < primal.dist_bound < 1e-4 * np.linalg.norm(exact.W, 2)
+    assert svm.certified_rank(primal.W, primal.dist_bound) == 6
+    U, sig, Vt = np.linalg.svd(primal.W)
+    full_rank = U @ np.diag(np.maximum(sig, 10 * primal.dist_bound)) @ Vt    # what a rank-blind solver might return
+    assert svm.certified_rank(full_rank, primal.dist_bound) == 10
+    by_margin, by_lam = svm.active_sequences(exact)
+    assert np.all(by_lam <= by_margin)                                  # lam > 0 implies an active margin
+
+
+def test_infeasible_primal_is_reported_not_raised():
+    inst, o = _instance(2, n=6, T=8, d=1)
+    primal = svm.solve_frobenius_primal(inst.X, inst.Z, o)
+    assert not primal.solved and primal.W is None
+
+
+def test_undefined_cosines_are_null_not_nan():
+    """An infeasible SVM makes a cosine undefined: null in the measurement (not NaN, which the
+    runner treats as a divergence), and the judge fails the check it feeds instead of crashing."""
+    from theory.harness.parts import require_finite
+    from theory.harness.results import as_json
+    inst, o = _instance(0)
+    ok = svm.solve_frobenius(inst.X, inst.Z, o)
+    bad = svm.SVMSolution(None, "infeasible", float("nan"), None, None)
+    W = np.stack([ok.W, ok.W])
+    cos = common.final_cosines(W, [ok, bad])
+    assert cos[0] == pytest.approx(1.0) and cos[1] is None
+    traj = common.nanmean_rows(common.cosine_trajectories(W[:, None], [bad, bad]))
+    assert traj == [None]
+    M = as_json({"cos_frob_final": cos, "cos_frob_traj_mean": traj})
+    require_finite(next(p for p in exp.PARTS if p.name == "w_ngd"), {}, M)      # no divergence raised
+    assert math.isnan(common.finite_mean(cos))
+
+
+def test_unbounded_nuclear_ratio_is_allowed_nan_is_not():
+    from theory.errors import DivergenceError
+    from theory.harness.parts import require_finite
+    part = next(p for p in exp.PARTS if p.name == "kq_ngd")
+    require_finite(part, {}, {"KQ_nuclear_ratio": [1.0, "inf"]})
+    with pytest.raises(DivergenceError):
+        require_finite(part, {}, {"KQ_nuclear_ratio": [1.0, "nan"]})
 
 
 # --- proofs --------------------------------------------------------------------------------------
@@ -190,7 +268,7 @@ def test_proofs(name):
 
 # --- bad input -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("override", ["n=0", "T=1", "d=0", "steps=2010", "eta=-0.1",
-                                      "gap_stop=800", "sweep_ds=(8,4)", "seeds=0"])
+                                      "gap_stop=800", "sweep_ds=(8,4)", "seeds=0", "path_kick=-1"])
 def test_bad_config_raises_before_training(override):
     with pytest.raises(SandboxError):
         build_config(CLAIM, "quick", [override])
@@ -277,17 +355,37 @@ def _KQ_behaves_like_W(P, M):
 
 def _frobenius_rank_one_short(P, M):
     """A Frobenius solver that loses one rank (e.g. drops its last support sequence)."""
-    rows = np.asarray(M["rank_rows"])
-    feasible = rows[:, 1] == 1
-    rows[feasible, 2] -= 1
-    M["rank_rows"] = rows.tolist()
-    M["main_rank_F"] = [r - 1 for r in M["main_rank_F"]]
+    for part in ("panel", "main"):
+        M[part]["rank_exact"] = [None if r is None else r - 1 for r in M[part]["rank_exact"]]
+    return M
+
+
+def _independent_solve_full_rank(P, M):
+    """An independent solve whose W has full rank d (what rank <= min(n, d) rules out at d > n)."""
+    for part in ("panel", "main"):
+        M[part]["rank_independent"] = [None if r is None else d
+                                       for r, d in zip(M[part]["rank_independent"], M[part]["d"])]
+    return M
+
+
+def _independent_solve_failed(P, M):
+    """The independent solve did not finish on one feasible instance: its rank is undefined (null)."""
+    M["main"]["rank_independent"][0] = None
+    M["main"]["independent_solved"][0] = False
+    return M
+
+
+def _active_sets_miss_a_sequence(P, M):
+    """An active-set count that misses one sequence wherever all n are active."""
+    for part in ("panel", "main"):
+        M[part]["active_by_margin"] = [a if a is None or not all(a) else [False] + a[1:]
+                                       for a in M[part]["active_by_margin"]]
     return M
 
 
 def _nuclear_returns_frobenius(P, M):
     """A nuclear solver that returns the Frobenius solution: full rank min(n, d)."""
-    M["main_rank_N"] = list(M["main_rank_F"])
+    M["main"]["rank_nuclear"] = list(M["main"]["rank_exact"])
     return M
 
 
@@ -324,10 +422,46 @@ def _path_keeps_gd_selection(P, M):
     return M
 
 
+def _path_cos_of_gd_local_start(P, M):
+    """An unseeded path stuck at cosine 0.9 with W^mm_opt at every radius (a local branch)."""
+    M["path_cos"] = [[0.9] * len(row) for row in M["path_cos"]]
+    return M
+
+
+def _seeded_start_beats_unseeded(P, M):
+    """A seeded start that ends 1% below the unseeded loss on every instance (a missed minimiser)."""
+    M["seeded_path_loss"] = (0.99 * np.asarray(M["path_loss"])).tolist()
+    return M
+
+
 def _norm_grows_like_sqrt_k(P, M):
-    """||W(k)|| ~ sqrt k (not log k): same final norm, increments ratio sqrt 10 per decade."""
-    k = np.asarray(M["plain_steps"], dtype=float)
+    """||W(k)|| ~ sqrt k (not log k): the same final norms, increments ratio sqrt 10 per decade."""
+    k, k_run = np.asarray(M["plain_steps"], dtype=float), np.asarray(M["plain_norm_steps"], dtype=float)
+    norms = np.asarray(M["plain_norm"])
+    M["plain_norm"] = (norms[:, -1:] * np.sqrt(k_run / k_run[-1])[None]).tolist()
     M["plain_norm_mean"] = (M["plain_norm_mean"][-1] * np.sqrt(k / k[-1])).tolist()
+    return M
+
+
+def _norm_slope_of_a_smaller_svm(P, M):
+    """The norm's slope of a selection whose SVM norm is 30% larger (slope / ||W^mm|| = 1/1.3)."""
+    M["plain_svm_norm"] = [None if s is None else 1.3 * s for s in M["plain_svm_norm"]]
+    return M
+
+
+def _fraction_d32_at_075(P, M):
+    """18 of 24 runs at d = 32 reach opt (0.75): inside 2 s.d. at p = 1/2, outside 2 s.d. at p = 0.9."""
+    opt, sel = np.asarray(M["opt"]), np.asarray(M["selected"])                   # (D, I, n)
+    count = sel.shape[1]
+    sel[-1] = opt[-1]
+    sel[-1, : count - int(round(0.75 * count))] = _other_token(opt[-1, : count - int(round(0.75 * count))])
+    M["selected"] = sel.tolist()
+    return M
+
+
+def _one_cosine_undefined(P, M):
+    """One run's selection has an infeasible SVM: its cosine is null (undefined), not a number."""
+    M["cos_frob_final"][0] = None
     return M
 
 
@@ -344,6 +478,7 @@ WRONG = [
      ["pairwise_grad_vs_autodiff_rel_error"]),
     ("w_ngd", "training stopped after the first log", _stopped_after_first_log,
      ["w_ngd_cos_frob_mean", "w_ngd_cos_frob_min"]),
+    ("w_ngd", "one cosine undefined (null)", _one_cosine_undefined, ["w_ngd_cos_frob_mean", "w_ngd_cos_frob_min"]),
     ("w_ngd", "W 100x smaller", _W_100x_smaller, ["w_ngd_softmax_mass_selected_min"]),
     ("w_ngd", "a non-locally-optimal selection", _non_locally_optimal_selection,
      ["w_ngd_selection_locally_optimal"]),
@@ -353,18 +488,31 @@ WRONG = [
      ["kq_ngd_cos_nuclear_mean", "kq_ngd_cos_frob_mean", "kq_nuclear_norm_over_margin_ratio",
       "w_prefers_frob_kq_prefers_nuclear"]),
     ("svm_ranks", "Frobenius solution one rank short", _frobenius_rank_one_short,
-     ["rank_frob_equals_min_n_d", "rank_frob_equals_min_supported_seqs_d"]),
+     ["rank_frob_equals_min_active_seqs_d"]),
+    ("svm_ranks", "independent solve of full rank d", _independent_solve_full_rank,
+     ["rank_frob_at_most_min_n_d_independent"]),
+    ("svm_ranks", "independent solve failed on one instance", _independent_solve_failed,
+     ["rank_frob_at_most_min_n_d_independent"]),
+    ("svm_ranks", "active-set count misses a sequence", _active_sets_miss_a_sequence,
+     ["rank_frob_equals_min_active_seqs_d"]),
     ("svm_ranks", "nuclear solver returns the Frobenius solution", _nuclear_returns_frobenius,
      ["rank_nuclear_below_frob", "rank_nuclear_mean_about_n_over_2"]),
     ("overparameterisation", "never the opt token", _always_another_token,
      ["global_fraction_d4", "global_fraction_d32", "global_fraction_rises_with_d"]),
     ("overparameterisation", "no gain from d", _no_gain_from_d,
      ["global_fraction_d32", "global_fraction_rises_with_d"]),
+    ("overparameterisation", "0.75 at d = 32 (fails only at the s.d. of p = 0.9)", _fraction_d32_at_075,
+     ["global_fraction_d32"]),
     ("regularization_path", "path reversed in R", _path_reversed_in_R,
      ["path_cos_opt_at_rmax_mean", "path_cos_rises_with_r"]),
+    ("regularization_path", "unseeded path on a local branch", _path_cos_of_gd_local_start,
+     ["path_cos_opt_at_rmax_mean"]),
     ("regularization_path", "path keeps GD's selection", _path_keeps_gd_selection,
      ["path_selects_opt_where_gd_local"]),
+    ("regularization_path", "a seeded start beats the unseeded search", _seeded_start_beats_unseeded,
+     ["path_unseeded_loss_reaches_seeded"]),
     ("plain_gd", "norm grows like sqrt k", _norm_grows_like_sqrt_k, ["plain_gd_norm_grows_like_log_k"]),
+    ("plain_gd", "slope of an SVM 1.3x larger", _norm_slope_of_a_smaller_svm, ["plain_gd_norm_grows_like_log_k"]),
     ("plain_gd", "plain GD as fast as NGD", _plain_as_fast_as_ngd, ["plain_gd_slower_than_ngd"]),
 ]
 
@@ -379,23 +527,27 @@ QUICK_CHECKS_THAT_HOLD = [
     "control_naive_grad_worse",
     "kq_ngd_cos_nuclear_mean", "kq_ngd_cos_frob_mean", "kq_nuclear_norm_over_margin_ratio",
     "w_prefers_frob_kq_prefers_nuclear", "nuclear_certificate_rel_gap_max",
-    "rank_frob_at_most_min_n_d", "rank_frob_equals_min_supported_seqs_d", "rank_nuclear_below_frob",
-    "rank_nuclear_mean_about_n_over_2", "global_fraction_d4", "global_fraction_d32",
-    "global_fraction_rises_with_d", "path_cos_opt_at_rmax_mean", "path_cos_rises_with_r",
-    "path_selects_opt_where_gd_local", "plain_gd_norm_grows_like_log_k", "plain_gd_slower_than_ngd",
+    "rank_frob_at_most_min_n_d_independent", "rank_frob_at_most_min_n_d",
+    "independent_primal_matches_least_distance", "rank_frob_equals_min_active_seqs_d",
+    "rank_nuclear_below_frob", "rank_nuclear_mean_about_n_over_2", "global_fraction_d4", "global_fraction_d32",
+    "global_fraction_rises_with_d", "path_cos_rises_with_r", "path_cos_opt_at_rmax_mean",
+    "path_selects_opt_where_gd_local", "path_unseeded_loss_reaches_seeded",
+    "plain_gd_norm_grows_like_log_k", "plain_gd_slower_than_ngd",
 ]
 
-# "rank W^mm_F = min(n, d) whenever feasible" does NOT hold on every instance: a sequence whose SVM
-# constraints are all slack (no support token) contributes u_i = 0 to W^mm = sum_i u_i z_i^T, so the
-# rank drops below min(n, d) (a few percent of the instances at d = 6, 8). The check keeps that
-# statement and reports passed: false; the refined statement (min(#supported sequences, d)) passes.
+# Checks that may fail at the quick preset, and why (each reports its numbers in the result):
 #
 # "every selection GD reaches is locally optimal" is a statement about the limit of normalized GD.
 # At the authors' 2000 steps one of the 20 seed-0 runs (run 7) has not converged yet (smallest
 # logit gap 63, below gap_stop = 600) and selects a token that a support token outscores; trained
 # longer (10^4 steps) the same run switches to a locally optimal selection. The quick preset keeps
 # the authors' step count, so the check reports 19/20 at seed 0 (and at seed 1), 20/20 at seed 2.
-DOCUMENTED_FAILING = {"rank_frob_equals_min_n_d", "w_ngd_selection_locally_optimal"}
+#
+# The regularization-path checks run on the unseeded path (path following, 8 random unit starts and
+# one round of n T query-token kicks per radius; nothing from an SVM solution). With the kicks the
+# search finds the ball minimiser on every instance at seeds 0, 1, 2 (no start seeded with W^mm_opt
+# ends lower by > 1e-4; without them 6/20 at seed 0 did), so those checks are expected to hold.
+DOCUMENTED_FAILING = {"w_ngd_selection_locally_optimal"}
 
 
 def _assert_quick_result(result, out):
@@ -404,10 +556,11 @@ def _assert_quick_result(result, out):
     failing = {n: (checks[n]["predicted"], checks[n]["measured"]) for n in QUICK_CHECKS_THAT_HOLD
                if not checks[n]["passed"]}
     assert not failing, failing
-    rows = np.asarray(result["data"]["svm_ranks"]["measured"]["rank_rows"]).reshape(-1, 5)
-    feas = rows[rows[:, 1] == 1]
-    exceptions = feas[feas[:, 2] != np.minimum(result["config"]["n"], feas[:, 0])]
-    assert np.all(exceptions[:, 4] < result["config"]["n"])   # each exception: a sequence without support
+    panel = result["data"]["svm_ranks"]["measured"]["panel"]
+    n = result["config"]["n"]
+    for d, r, active in zip(panel["d"], panel["rank_exact"], panel["active_by_margin"]):
+        if r is not None and r != min(n, d):
+            assert sum(active) < n           # each exception to min(n, d): a sequence without an active margin
     assert result["verdict"] == ("pass" if all(checks[n]["passed"] for n in DOCUMENTED_FAILING) else "fail")
     on_disk = json.loads((out / "results" / "svm_bias.json").read_text())
     assert on_disk["verdict"] == result["verdict"] and on_disk["precision"] == "float64"
@@ -419,9 +572,16 @@ def test_quick_preset_checks(tmp_path):
     _assert_quick_result(run_claim(CLAIM, "quick", seed=0, out=tmp_path), tmp_path)
 
 
+# The full preset's 40 runs include one (run 20 at seed 0) that at 2000 steps is far from converged
+# (smallest logit gap 4.8): besides a selection that is not locally optimal, its softmax is not yet
+# saturated (mass 0.9916 < 1 - 1e-6). Its unseeded path search (16 random starts and the n T
+# query-token kicks per radius) finds the ball minimiser on all 40 instances: the path checks hold.
+FULL_DOCUMENTED_FAILING = DOCUMENTED_FAILING | {"w_ngd_softmax_mass_selected_min"}
+
+
 @pytest.mark.slow
 def test_full_preset(tmp_path):
     result = run_claim(CLAIM, "full", seed=0, out=tmp_path)
     failing = [c["name"] for c in result["checks"] if not c["passed"]]
-    assert set(failing) <= DOCUMENTED_FAILING, failing
+    assert set(failing) <= FULL_DOCUMENTED_FAILING, failing
     assert result["verdict"] == ("pass" if not failing else "fail")

@@ -100,23 +100,33 @@ class SVMs:
         return [self._solve("N", r, a) for r, a in enumerate(alphas)]
 
 
-def final_cosines(Ws: np.ndarray, sols: list[pred.SVMSolution]) -> np.ndarray:
-    """cos(W_r, W^mm_r) per run, nan where the SVM has no solution; (N,)."""
-    return np.array([metrics.cosine(W, s.W) if s.feasible else np.nan for W, s in zip(Ws, sols)])
+def final_cosines(Ws: np.ndarray, sols: list[pred.SVMSolution]) -> list:
+    """cos(W_r, W^mm_r) per run; None (null: undefined) where the SVM has no solution; (N,).
+
+    Undefined is explicit, never NaN: a NaN in a measurement is a divergence (exit 2). A judge
+    reading the list as floats sees nan there, so `finite_mean` fails the check it feeds."""
+    return [metrics.cosine(W, s.W) if s.feasible else None for W, s in zip(Ws, sols)]
+
+
+def undefined_count(sols: list[pred.SVMSolution]) -> int:
+    """Runs whose SVM reference has no solution (their cosines are null)."""
+    return sum(not s.feasible for s in sols)
 
 
 def cosine_trajectories(W_traj: np.ndarray, sols: list[pred.SVMSolution]) -> np.ndarray:
-    """cos(W_r(k), W^mm_r) per run and log point, nan rows where infeasible; (N, K)."""
+    """cos(W_r(k), W^mm_r) per run and log point, nan rows where infeasible; (N, K). Host-side
+    only: store it through `nanmean_rows`, which turns undefined entries into nulls."""
     return np.stack([metrics.cosine_trajectory(Wt, s.W) if s.feasible else np.full(len(Wt), np.nan)
                      for Wt, s in zip(W_traj, sols)])
 
 
-def nanmean_rows(x: np.ndarray) -> np.ndarray:
-    """Mean over runs ignoring nan rows (nan where every run is nan), (K,)."""
+def nanmean_rows(x: np.ndarray) -> list:
+    """Mean over runs ignoring nan rows, None (null: undefined) where every run is nan; (K,)."""
     x = np.asarray(x, dtype=np.float64)
     ok = np.isfinite(x)
     count = ok.sum(axis=0)
-    return np.where(count > 0, np.where(ok, x, 0.0).sum(axis=0) / np.maximum(count, 1), np.nan)
+    mean = np.where(ok, x, 0.0).sum(axis=0) / np.maximum(count, 1)
+    return [float(m) if c > 0 else None for m, c in zip(mean, count)]
 
 
 # --- training ----------------------------------------------------------------------------------
@@ -180,7 +190,7 @@ def initial_W(init_keys: jax.Array, d: int) -> jax.Array:
 
 
 def finite_mean(x) -> float:
-    """Mean of a sample; nan as soon as one entry is not finite (an unsolved SVM fails a check)."""
+    """Mean of a sample; nan as soon as one entry is null or not finite (an unsolved SVM fails a check)."""
     x = np.asarray(x, dtype=np.float64)
     return float(np.mean(x)) if x.size and np.all(np.isfinite(x)) else float("nan")
 

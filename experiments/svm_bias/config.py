@@ -24,7 +24,7 @@ class Config:
     gap_stop: float = 600.0              # freeze a run once its smallest logit gap exceeds this
     naive_control: bool = True           # also train W with autodiff's (cancelling) softmax gradient
     plain_eta: float = 1.0               # plain-GD step
-    plain_steps: int = 4000              # plain-GD steps
+    plain_steps: int = 20000             # plain-GD steps (the norm's slope is fitted over the last decade)
     sweep_ds: tuple[int, ...] = (4, 8, 16, 32)   # d values of the over-parameterisation sweep
     sweep_instances: int = 24            # instances per d in the sweep
     sweep_steps: int = 1000              # normalized-GD steps per sweep run
@@ -33,6 +33,8 @@ class Config:
     rank_nuclear_instances: int = 5      # of those, how many also get the (slower) nuclear solve
     path_radii: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)   # ball radii R
     path_steps: int = 300                # projected normalized-GD steps per radius and start
+    path_starts: int = 8                 # random unit starting directions per radius (unseeded path)
+    path_kick: float = 1.0               # rank-one kick length / R along every query-token pair (0: none)
     nuclear_rank_tol: float = 1e-2       # numerical rank of W^mm_*: sigma > tol * sigma_max
     frob_rank_tol: float = 1e-7          # numerical rank of W^mm_F (exact solution)
     trajectory_candidates: int = 50      # d = 2 instances tried for the 2-D trajectory panel
@@ -43,9 +45,9 @@ class Config:
 
     @classmethod
     def full(cls) -> "Config":
-        return cls(seeds=40, plain_steps=20000, log_every=20, sweep_instances=40,
+        return cls(seeds=40, plain_steps=40000, log_every=20, sweep_instances=40,
                    rank_ds=(2, 3, 4, 5, 6, 8, 10, 16), rank_instances=60, rank_nuclear_instances=10,
-                   path_radii=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), path_steps=500)
+                   path_radii=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), path_steps=500, path_starts=16)
 
     def validate(self) -> None:
         """Refuse a config this claim cannot run (SandboxError naming the field), before any work.
@@ -59,7 +61,7 @@ class Config:
         require_positive(self, "n", "T", "d", "seeds", "eta", "steps", "log_every", "m",
                          "kq_steps", "gap_stop", "plain_eta", "plain_steps", "sweep_ds",
                          "sweep_instances", "sweep_steps", "rank_ds", "rank_instances",
-                         "rank_nuclear_instances", "path_radii", "path_steps", "nuclear_rank_tol",
+                         "rank_nuclear_instances", "path_radii", "path_steps", "path_starts", "nuclear_rank_tol",
                          "frob_rank_tol", "trajectory_candidates")
         validate_sizes(self.n, self.T, self.d)
         for name in ("steps", "kq_steps", "plain_steps", "sweep_steps"):
@@ -74,6 +76,8 @@ class Config:
         if len(self.path_radii) < 2 or list(self.path_radii) != sorted(set(self.path_radii)):
             raise SandboxError(f"path_radii must hold at least two strictly increasing radii (the path "
                                f"checks compare neighbouring radii), got {self.path_radii}")
+        if not self.path_kick >= 0:
+            raise SandboxError(f"path_kick must be >= 0 (0 turns the kick round off), got {self.path_kick}")
         if len(set(self.rank_ds)) != len(self.rank_ds):
             raise SandboxError(f"rank_ds must not repeat a value, got {self.rank_ds}")
         if self.rank_nuclear_instances > self.rank_instances:

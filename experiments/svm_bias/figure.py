@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .parts.overparameterisation import global_fractions
+from .parts.overparameterisation import REFERENCE_FIRST, REFERENCE_LAST, global_fractions, two_sd
 
 
 def _measured(data: dict, part: str) -> dict:
@@ -35,10 +35,13 @@ def _direction_panel(a, data, MEAS, PRED, CONTROL) -> None:
 
 
 def _sweep_panel(a, data, n, MEAS, PRED) -> None:
-    sw, P = _measured(data, "overparameterisation"), data["overparameterisation"]["predicted"]
-    ds, fr, m = sw["sweep_ds"], global_fractions(sw), P["binomial_2sd"]
-    a.errorbar(ds, fr, yerr=m, marker="o", capsize=3, label="measured (+- 2 s.d.)", **MEAS)
-    a.plot([ds[0], ds[-1]], [0.3, 0.9], marker="s", label="expected ~0.3 / >= 0.9", **PRED)
+    sw = _measured(data, "overparameterisation")
+    ds, fr = sw["sweep_ds"], global_fractions(sw)
+    count = len(sw["selected"][0])
+    a.errorbar(ds, fr, yerr=[two_sd(f, count) for f in fr], marker="o", capsize=3,
+               label="measured (+- 2 binomial s.d.)", **MEAS)
+    a.plot([ds[0], ds[-1]], [REFERENCE_FIRST, REFERENCE_LAST], marker="s",
+           label=f"reference runs ~{REFERENCE_FIRST:g} / >= {REFERENCE_LAST:g}", **PRED)
     a.set(xlabel="d", ylabel="fraction selecting global opt", ylim=(0, 1.05),
           title=f"over-parameterisation (n={n}, NGD)")
     a.set_xticks(ds, [str(x) for x in ds])
@@ -46,43 +49,54 @@ def _sweep_panel(a, data, n, MEAS, PRED) -> None:
 
 
 def _rank_panel(a, data, n, MEAS, PRED) -> None:
-    rows = np.asarray(_measured(data, "svm_ranks")["rank_rows"]).reshape(-1, 5)
-    d_vals = sorted(set(rows[:, 0].tolist()))
+    sr = _measured(data, "svm_ranks")
+    panel, ds = sr["panel"], data["svm_ranks"]["predicted"]["rank_ds"]
+    d_col, feas = np.asarray(panel["d"]), np.asarray(panel["feasible"], bool)
 
-    def mean_where(col, ok):
-        return [np.mean(rows[(rows[:, 0] == d) & ok, col]) if np.any((rows[:, 0] == d) & ok) else np.nan
-                for d in d_vals]
-    a.plot(d_vals, [min(n, d) for d in d_vals], label="min(n, d) (bound)", **PRED)
-    a.plot(d_vals, mean_where(2, rows[:, 1] == 1), marker="o", label="rank W^mm_F", **MEAS)
-    a.plot(d_vals, mean_where(3, rows[:, 3] >= 0), marker="s", color="tab:orange",
-           label="rank W^mm_* (sigma > 1% max)")
+    def mean_of(key):
+        col = np.array([np.nan if v is None else v for v in panel[key]], dtype=np.float64)
+        return [np.nanmean(col[(d_col == d) & feas]) if np.any(np.isfinite(col[(d_col == d) & feas]))
+                else np.nan for d in ds]
+    a.plot(ds, [min(n, d) for d in ds], label="min(n, d) (bound)", **PRED)
+    a.plot(ds, mean_of("rank_exact"), marker="o", label="rank W^mm_F (mean)", **MEAS)
+    a.plot(ds, mean_of("rank_independent"), marker="x", ls="none", color="black",
+           label="certified rank, independent solve")
+    a.plot(ds, mean_of("rank_nuclear"), marker="s", color="tab:orange", label="rank W^mm_* (sigma > 1% max)")
     a.set(xlabel="d", ylabel="rank (mean over feasible)", title=f"SVM ranks (n = {n})")
-    a.legend()
+    a.legend(fontsize=6, loc="upper left")
+    b = a.twinx()
+    frac = [np.nan if f is None else f for f in sr["full_rank_fraction"]]
+    b.bar(ds, frac, width=0.4, alpha=0.25, color="tab:green")
+    b.set(ylim=(0, 1.05), ylabel="fraction with rank W^mm_F = min(n, d) (bars)")
 
 
 def _path_panel(a, data, MEAS, PRED, CONTROL) -> None:
     p = _measured(data, "regularization_path")
     R, cos = p["path_radii"], _arr(p["path_cos"])                                  # (B, R)
     local = ~np.asarray(p["gd_selects_opt"], bool)
-    a.semilogx(R, cos.mean(axis=0), marker="o", label="mean over instances", **MEAS)
-    a.semilogx(R, cos.min(axis=0), marker=".", color="tab:blue", ls=":", label="min")
+    a.semilogx(R, cos.mean(axis=0), marker="o", label="unseeded search (random starts + kicks), mean", **MEAS)
+    a.semilogx(R, cos.min(axis=0), marker=".", color="tab:blue", ls=":", label="unseeded path, min")
     if local.any():
-        a.semilogx(R, cos[local].mean(axis=0), marker="x", label="instances where GD went local",
+        a.semilogx(R, cos[local].mean(axis=0), marker="x", label="unseeded, instances where GD went local",
                    **CONTROL)
+    a.semilogx(R, _arr(p["seeded_path_cos"]).mean(axis=0), color="tab:gray", ls="--",
+               label="seeded with W^mm_opt (loss comparison only)")
     a.axhline(1.0, label="W^mm_opt direction (theory)", **PRED)
     a.set(xlabel="ball radius R", ylabel="cos(W_R, W^mm_opt)", title="regularization path")
-    a.legend()
+    a.legend(fontsize=6)
 
 
 def _norm_panel(a, data, MEAS, PRED) -> None:
     pl = _measured(data, "plain_gd")
     k, nk = _arr(pl["plain_steps"]), _arr(pl["plain_norm_mean"])
+    svm = np.nanmean(_arr(pl["plain_svm_norm"]))
     a.semilogx(k, nk, label="plain GD ||W(k)||_F (mean)", **MEAS)
-    late = k >= k[-1] / 100
-    b, c = np.polyfit(np.log(k[late]), nk[late], 1)
-    a.semilogx(k, b * np.log(k) + c, label=f"a + b log k fit (b = {b:.2f})", **PRED)
+    late = k >= k[-1] / 10
+    c = np.mean(nk[late] - svm * np.log(k[late]))
+    a.semilogx(k, svm * np.log(k) + c, label=f"||W^mm_alpha||_F ln k + c (slope {svm:.2f}, theory)", **PRED)
+    a.axvline(k[-1] / 10, color="gray", lw=0.8, ls=":", label="fitted decade starts")
     a.set(xlabel="iteration k", ylabel="||W(k)||_F", title="plain GD: norm growth")
-    a.legend()
+    a.legend(fontsize=6)
 
 
 def _plane_panel(a, data) -> None:

@@ -27,6 +27,8 @@ For token selections alpha = (alpha_1..alpha_n) and instance (X_i, z_i), the con
   below the selected token, gamma_{i alpha_i} > gamma_it (gamma_it = Y_i v^T x_it). The global opt
   (alpha = argmax gamma) is always locally optimal.
 * Regularization path: W_R = argmin_{||W||_F <= R} L(W); Theorem: W_R / R -> W^mm_opt/||W^mm_opt||_F.
+  W_R is searched by projected normalized GD from path following, random starts and rank-one kicks
+  along every query / token pair (`regularization_path`), none of them built from an SVM solution.
 """
 from __future__ import annotations
 
@@ -105,6 +107,73 @@ def solve_frobenius(X, Z, alpha) -> SVMSolution:
     W = w.reshape(d, d)
     return SVMSolution(W, "optimal", float(np.linalg.norm(W)), lam.reshape(n, T - 1),
                        margins.reshape(n, T - 1))
+
+
+class PrimalSolution(NamedTuple):
+    W: np.ndarray | None     # (d, d) the solver's own primal variable, rescaled to exact feasibility
+    status: str              # Clarabel's status ("Solved", ...) or "solver_error: ..."
+    objective: float         # ||W||_F of the rescaled primal
+    dist_bound: float        # certified ||W - W^mm||_F <= dist_bound (duality gap, strong convexity)
+    margins: np.ndarray | None  # (n, T-1) <A_it, W>
+
+    @property
+    def solved(self) -> bool:
+        return self.status == "Solved"
+
+
+def solve_frobenius_primal(X, Z, alpha) -> PrimalSolution:
+    """Att-SVM (Frobenius) by an interior-point QP on the primal, independent of `solve_frobenius`.
+
+        min_w  (1/2) ||w||^2   s.t.  M w >= 1          (Clarabel; M the rows vec(A_it))
+
+    The returned W is the solver's own primal iterate, not assembled from multipliers as
+    sum_k lam_k A_k, so rank W <= min(n, d) is not built in. (SLSQP would not be independent: its
+    QP subproblem with the identity Hessian of ||w||^2/2 is the same least-distance program, whose
+    solution is a combination of the rows of M.) Certificate: with w_f = w / min(1, min M w)
+    (exactly feasible) and lam = max(z, 0) the solver's multipliers, weak duality gives
+    f(w_f) - f* <= f(w_f) - g(lam), g(lam) = 1^T lam - ||M^T lam||^2/2, and 1-strong convexity of f
+    over the feasible set gives ||w_f - w*||^2 / 2 <= f(w_f) - f*; hence
+    ||W - W^mm||_F <= sqrt(2 (f(w_f) - g(lam))) = dist_bound. By Weyl's inequality every singular
+    value of W above dist_bound belongs to a nonzero singular value of W^mm (`certified_rank`).
+    """
+    import clarabel
+    import scipy.sparse as sparse
+    X, Z, alpha = np.asarray(X, np.float64), np.asarray(Z, np.float64), np.asarray(alpha)
+    n, T, d = X.shape
+    M = features(X, Z, alpha)                                          # (m, d^2)
+    m, p = M.shape
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    settings.tol_gap_abs = settings.tol_gap_rel = 1e-12
+    try:
+        solver = clarabel.DefaultSolver(sparse.identity(p, format="csc"), np.zeros(p), sparse.csc_matrix(-M),
+                                        -np.ones(m), [clarabel.NonnegativeConeT(m)], settings)
+        out = solver.solve()
+    except Exception as e:                                             # a solver crash is data, not a bug here
+        return PrimalSolution(None, f"solver_error: {e}", np.nan, np.inf, None)
+    status = str(out.status)
+    if status != "Solved":
+        return PrimalSolution(None, status, np.nan, np.inf, None)
+    w, lam = np.asarray(out.x), np.maximum(np.asarray(out.z), 0.0)
+    w = w / min(1.0, float((M @ w).min()))                             # exactly feasible
+    upper = 0.5 * float(w @ w)
+    lower = float(lam.sum() - 0.5 * np.sum((M.T @ lam) ** 2))
+    return PrimalSolution(w.reshape(d, d), status, float(np.linalg.norm(w)),
+                          float(np.sqrt(2.0 * max(upper - lower, 0.0))), (M @ w).reshape(n, T - 1))
+
+
+def certified_rank(W: np.ndarray, dist_bound: float) -> int:
+    """#{j : sigma_j(W) > dist_bound}: a lower bound on rank W* for any W* with ||W - W*||_2 <= dist_bound
+    (Weyl: sigma_j(W*) >= sigma_j(W) - ||W - W*||_2 > 0)."""
+    return int(np.sum(np.linalg.svd(np.asarray(W, np.float64), compute_uv=False) > dist_bound))
+
+
+def active_sequences(sol: SVMSolution, tol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Per sequence: (some margin within `tol` of 1, some multiplier > 0), two (n,) bool arrays.
+
+    Complementary slackness gives lam_it > 0 => margin_it = 1, so the second set is contained in
+    the first; they differ only at a degenerate vertex (an active constraint with lam_it = 0)."""
+    return np.any(support(sol, tol), axis=1), np.any(sol.lam > 0, axis=1)
 
 
 def kkt_residuals(sol: SVMSolution, X, Z, alpha) -> dict:
@@ -214,15 +283,40 @@ class PathConfig:
     steps: int                 # projected normalized GD steps per radius and start
     theta0: float = 0.05       # first step length as a fraction of R
     theta1: float = 1e-5       # last step length as a fraction of R (geometric decay)
+    kick: float = 0.0          # rank-one kick length as a fraction of R (0: no kick round)
+
+
+def kick_directions(inst):
+    """The n T unit rank-one directions E_it = x_it q_i^T / ||x_it q_i^T||, shape (n T, d, d) (JAX).
+
+    q_i is column i of pinv(Z) (Z: (n, d) the queries as rows), so z_j^T q_i = delta_ij when the
+    queries are independent (d >= n): adding c E_it to W changes the logits of sequence i alone, by
+    c x_is^T x_it / ||q_i|| for token s, largest for s = t (unit tokens). A kick along E_it pushes
+    sequence i toward selecting token t and leaves the other sequences' logits unchanged. Built
+    from the instance's data only (tokens and queries), not from any SVM solution."""
+    import jax.numpy as jnp
+
+    n, T, d = inst.X.shape
+    Q = jnp.linalg.pinv(inst.Z)                                        # (d, n) z_j^T q_i = delta_ij
+    E = inst.X[:, :, :, None] * Q.T[:, None, None, :]                  # (n, T, d, d) x_it q_i^T
+    E = E / jnp.linalg.norm(E, axis=(-2, -1), keepdims=True)
+    return E.reshape(n * T, d, d)
 
 
 def regularization_path(inst, starts, cfg: PathConfig):
     """W_R = argmin_{||W||_F <= R} L(W) for each R in cfg.radii, for one instance (JAX, jit-able).
 
-    Projected normalized GD inside the ball from several starting directions: the previous
-    radius's solution (path following, from a small random start at the first radius) and each
-    unit direction in `starts` (shape (S, d, d)); the start with the lowest loss is kept.
-    Returns (W_R for each radius (len(radii), d, d), the losses of every start (len(radii), S+1)).
+    Projected normalized GD inside the ball from several starting points: the previous radius's
+    solution (path following, from W = 0 at the first radius) and R times each unit direction in
+    `starts` (shape (S, d, d), the same at every radius, or (len(radii), S, d, d), one set per
+    radius). With cfg.kick > 0 a second round follows at every radius (basin hopping along every
+    query / token pair): from the best W of the first round, the n T starts
+        W + cfg.kick R E_it,        E_it from `kick_directions`,
+    each descended the same way; the kick's norm is cfg.kick times the ball's radius (as large as W
+    itself at cfg.kick = 1; the kicked start is projected back onto the ball). The start of lowest
+    final loss over both rounds is kept and carried to the next radius. Returns (W_R for each
+    radius (len(radii), d, d), the final loss of every start (len(radii), 1 + S [+ n T]): start 0
+    path following, 1..S `starts`, then the kicks in (i, t) order).
     """
     import jax
     import jax.numpy as jnp
@@ -232,6 +326,7 @@ def regularization_path(inst, starts, cfg: PathConfig):
     vg = jax.value_and_grad(lambda W: sa.loss(sa.WParams(W), inst))
     k = jnp.arange(cfg.steps, dtype=jnp.result_type(float))
     thetas = cfg.theta0 * (cfg.theta1 / cfg.theta0) ** (k / max(cfg.steps - 1, 1))
+    E = kick_directions(inst)                                          # (n T, d, d)
 
     def descend(W0, R):
         def step(W, th):
@@ -243,13 +338,21 @@ def regularization_path(inst, starts, cfg: PathConfig):
         W, _ = jax.lax.scan(step, W0 * jnp.minimum(1.0, R / jnp.linalg.norm(W0)), thetas)
         return W, vg(W)[0]
 
-    def per_radius(prev, R):
-        cands = jnp.concatenate([prev[None], R * starts], axis=0)      # (S+1, d, d)
+    def per_radius(prev, R_starts):
+        R, st = R_starts
+        cands = jnp.concatenate([prev[None], R * st], axis=0)          # (S+1, d, d)
         Ws, Ls = jax.vmap(lambda W0: descend(W0, R))(cands)
+        if cfg.kick > 0:
+            kicked = Ws[jnp.argmin(Ls)][None] + cfg.kick * R * E       # (n T, d, d)
+            Wk, Lk = jax.vmap(lambda W0: descend(W0, R))(kicked)
+            Ws, Ls = jnp.concatenate([Ws, Wk]), jnp.concatenate([Ls, Lk])
         best = jnp.argmin(Ls)
         return Ws[best], (Ws[best], Ls)
 
     radii = jnp.asarray(cfg.radii, dtype=jnp.result_type(float))
-    prev0 = jnp.zeros(starts.shape[1:], starts.dtype)                 # path following from W = 0
-    _, (Ws, Ls) = jax.lax.scan(per_radius, prev0, radii)
+    starts = jnp.asarray(starts)
+    if starts.ndim == 3:                                               # one set for every radius
+        starts = jnp.broadcast_to(starts, (len(cfg.radii),) + starts.shape)
+    prev0 = jnp.zeros(starts.shape[2:], starts.dtype)                 # path following from W = 0
+    _, (Ws, Ls) = jax.lax.scan(per_radius, prev0, (radii, starts))
     return Ws, Ls

@@ -21,9 +21,11 @@ from theory.predictions import svm_bias as pred
 from .. import common
 from ..config import Config
 
-NUCLEAR_WHY = ("Tarzanagh et al. 2023: gradient descent on (K, Q) converges in direction to an "
-               "Att-SVM* (nuclear-norm) solution of the selection it reaches; the nuclear norm is the "
+NUCLEAR_WHY = ("Tarzanagh et al. 2023: the (K, Q) regularization path converges in direction to an "
+               "Att-SVM* (nuclear-norm) solution, and their experiments show gradient descent on (K, Q) "
+               "doing so for the selection it reaches (proved for W only); the nuclear norm is the "
                "factored norm (proofs/svm_bias.py prove_nuclear_variational)")
+UNBOUNDED = ("W_nuclear_ratio", "KQ_nuclear_ratio")   # +inf: the trained weights have no positive margin
 
 
 def predict(cfg: Config) -> dict:
@@ -37,10 +39,11 @@ def _both_svms(W_fin, insts, svms: common.SVMs) -> dict:
     return {"alphas": alphas, "F": svms.frobenius(alphas), "N": svms.nuclear(alphas)}
 
 
-def _nuclear_ratios(W_fin, insts, run) -> np.ndarray:
-    """(||W||_* / min margin) / ||W^mm_*||_*, nan where the nuclear SVM was not solved; (N,)."""
-    return np.array([pred.nuclear_over_margin(W, i.X, i.Z, a) / s.objective if s.feasible else np.nan
-                     for W, i, a, s in zip(W_fin, insts, run["alphas"], run["N"])])
+def _nuclear_ratios(W_fin, insts, run) -> list:
+    """(||W||_* / min margin) / ||W^mm_*||_* per run; None (null: undefined) where the nuclear SVM was
+    not solved, +inf (listed in the part's `unbounded`) where W has no positive margin; (N,)."""
+    return [pred.nuclear_over_margin(W, i.X, i.Z, a) / s.objective if s.feasible else None
+            for W, i, a, s in zip(W_fin, insts, run["alphas"], run["N"])]
 
 
 def measure(cfg: Config, keys: Keys, progress: str | None) -> dict:
@@ -70,6 +73,7 @@ def measure(cfg: Config, keys: Keys, progress: str | None) -> dict:
         "KQ_cos_frob_traj_mean": common.nanmean_rows(common.cosine_trajectories(KQ_traj, kq["F"])),
         "nuclear_certificate_gaps": [s.gap for s in nuclear if s.feasible],
         "nuclear_solver_failures": sum(not s.feasible for s in nuclear),
+        "svm_undefined": {"W_frob": common.undefined_count(w["F"]), "KQ_frob": common.undefined_count(kq["F"])},
     }
 
 

@@ -2,7 +2,8 @@
 
 GD converges to a locally-optimal selection, not necessarily opt_i = argmax_t gamma_it. With more
 dimensions (d large against n and T) more runs reach the global opt: about 0.3 at d = 4 and >= 0.9
-at d = 32 for n = 6, T = 8 (reference runs of this experiment; Tarzanagh et al. 2023 report the rise).
+at d = 32 for n = 6, T = 8 (reference runs of this experiment, kind `expected`: the paper reports
+the rise, not these values). Sampling margins are binomial s.d. at those reference fractions.
 
 Every d is trained in one compile: tokens, queries and head are zero-padded to d_max = max(sweep_ds)
 and the init lives on the top-left d x d block (experiments/svm_bias/common.py init_params), which
@@ -22,10 +23,19 @@ from theory.tasks.token_selection import Instance
 from .. import common
 from ..config import Config
 
+# Reference fractions (reference runs of this experiment, torch-style init, n = 6, T = 8, 40 instances:
+# 0.30 at d = 4, 0.90 at d = 32), not values from the paper: thresholds of kind `expected`.
+REFERENCE_FIRST, REFERENCE_LAST = 0.3, 0.9
+
+
+def two_sd(p: float, count: int) -> float:
+    """2 binomial standard deviations of a fraction over `count` runs at success probability p."""
+    return 2.0 * math.sqrt(p * (1.0 - p) / count)
+
 
 def predict(cfg: Config) -> dict:
-    """Sampling allowance of a fraction over cfg.sweep_instances runs: 2 binomial s.d. at p = 1/2."""
-    return {"sweep_ds": list(cfg.sweep_ds), "binomial_2sd": 1.0 / math.sqrt(cfg.sweep_instances)}
+    """The d grid (the fractions themselves have no closed form)."""
+    return {"sweep_ds": list(cfg.sweep_ds)}
 
 
 def _padded(batch: Instance, d_max: int) -> Instance:
@@ -64,20 +74,25 @@ def global_fractions(M: dict) -> np.ndarray:
 
 
 def judge(cfg: Config, P: dict, M: dict) -> list:
-    frac, margin, ds = global_fractions(M), P["binomial_2sd"], P["sweep_ds"]
+    frac, ds, count = global_fractions(M), P["sweep_ds"], cfg.sweep_instances
+    m_first, m_last = two_sd(REFERENCE_FIRST, count), two_sd(REFERENCE_LAST, count)
+    m_half = two_sd(0.5, count)
     return [
-        close(f"global_fraction_d{ds[0]}", f"About 0.3 of the runs at d = {ds[0]} select the global opt.",
-              "expected", 0.3, float(frac[0]), margin,
-              f"reference runs of this experiment (about 0.3 at d = 4, n = 6, T = 8); margin "
-              f"1/sqrt({cfg.sweep_instances}) = 2 binomial s.d. at p = 1/2", rel=False),
-        at_least(f"global_fraction_d{ds[-1]}", f"At least 0.9 of the runs at d = {ds[-1]} select the "
-                 "global opt, up to the sampling margin.", "expected", 0.9 - margin, float(frac[-1]),
-                 f"reference runs of this experiment (>= 0.9 at d >= 32), minus 2 binomial s.d. "
-                 f"({margin:.3f})"),
+        close(f"global_fraction_d{ds[0]}", f"About {REFERENCE_FIRST:g} of the runs at d = {ds[0]} select the "
+              "global opt.", "expected", REFERENCE_FIRST, float(frac[0]), m_first,
+              f"reference runs of this experiment (0.30 at d = 4, n = 6, T = 8), not the paper; margin "
+              f"2 binomial s.d. at p = {REFERENCE_FIRST:g} over {count} runs", rel=False),
+        at_least(f"global_fraction_d{ds[-1]}", f"At least {REFERENCE_LAST:g} of the runs at d = {ds[-1]} "
+                 "select the global opt, up to the sampling margin.", "expected", REFERENCE_LAST - m_last,
+                 float(frac[-1]),
+                 f"reference runs of this experiment (0.90 at d = 32, 0.97 at d = 64), not the paper; minus "
+                 f"2 binomial s.d. at p = {REFERENCE_LAST:g} over {count} runs ({m_last:.3f})"),
         holds("global_fraction_rises_with_d", "The fraction selecting the global opt rises with d.",
-              "expected", f"non-decreasing in d up to {margin:.3f}, and frac(d={ds[-1]}) - "
-              f"frac(d={ds[0]}) > {margin:.3f}", [round(float(f), 4) for f in frac],
-              bool(np.all(np.diff(frac) >= -margin) and frac[-1] - frac[0] > margin),
+              "expected", f"non-decreasing in d up to {m_half:.3f}, and frac(d={ds[-1]}) - "
+              f"frac(d={ds[0]}) > {math.hypot(m_first, m_last):.3f}", [round(float(f), 4) for f in frac],
+              bool(np.all(np.diff(frac) >= -m_half) and frac[-1] - frac[0] > math.hypot(m_first, m_last)),
               "Tarzanagh et al. 2023: over-parameterisation helps GD find the globally optimal tokens; "
-              "the size of the rise is from reference runs of this experiment"),
+              "the size of the rise is from reference runs of this experiment; steps between neighbouring d "
+              "may fall by 2 binomial s.d. at p = 1/2 (the largest), the rise must exceed 2 s.d. of the "
+              "difference of the two end fractions at their reference p"),
     ]

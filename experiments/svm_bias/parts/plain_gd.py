@@ -1,11 +1,19 @@
-"""Part `plain_gd`: plain GD grows ||W(k)|| like log k and turns toward W^mm slower than normalized GD.
+"""Part `plain_gd`: plain GD grows ||W(k)|| like ||W^mm_alpha|| log k and turns toward W^mm slower than NGD.
 
-Plain GD W(k+1) = W(k) - eta grad L(W(k)) on separable data: the gradient decays like exp(-margin
-||W||), so ||W(k)|| ~ log k (Tarzanagh et al. 2023) and its direction converges slowly. With
-a + b log k the norm gains the same amount per decade of k, so the ratio of the increments over
-the last two decades is 1 (sqrt k: sqrt 10 ~ 3.2, linear k: 10). Normalized GD, which steps eta in
-direction each iteration, is far ahead at equal k. Both run on the part's own instances from the
-same init.
+Plain GD W(k+1) = W(k) - eta grad L(W(k)) on separable data: near the limit the loss gradient is a
+positive combination of exp(-<A_it, W>) A_it (the softmax tail on the tokens GD did not select,
+weighted by |l'| (gamma_ia - gamma_it) > 0 at a locally optimal selection alpha), the gradient of an
+exponentially-tailed loss on the features A_it. For such losses W(k) = W^mm_alpha ln k + rho(k) with
+rho bounded (Soudry et al. 2018, JMLR 19), so
+
+    d ||W(k)||_F / d ln k  ->  ||W^mm_alpha||_F,
+
+the Frobenius Att-SVM norm of the selection GD reaches (derived here for attention; Tarzanagh et al.
+2023 state ||W(k)|| -> infinity). sqrt k growth would give a slope rising without bound (about 2.5x
+the SVM norm over the last decade at the same final norm), so the slope separates log k from sqrt k;
+the window must be late (at 400-4000 steps the slope still overshoots by ~20%). Normalized GD,
+which steps eta in direction each iteration, is far ahead at equal k. Both run on the part's own
+instances from the same init.
 """
 from __future__ import annotations
 
@@ -14,15 +22,19 @@ import math
 import numpy as np
 
 from theory.engine.keys import Keys
-from theory.harness.results import holds
+from theory.harness.results import close, holds
 
 from .. import common
 from ..config import Config
 
+NORM_POINTS = 120      # log-spaced log points at which the per-run norms are kept (~40 per decade)
+
 
 def predict(cfg: Config) -> dict:
-    """Ratio of the norm's increments over two successive decades for three growth laws."""
-    return {"decade_ratio_log_k": 1.0, "decade_ratio_sqrt_k": math.sqrt(10.0), "decade_ratio_linear_k": 10.0}
+    """The limit of d||W||/d ln k over ||W^mm_alpha||, and the ratio of the norm's increments over two
+    successive decades for three growth laws (reported beside the check)."""
+    return {"slope_over_svm_norm": 1.0,
+            "decade_ratio_log_k": 1.0, "decade_ratio_sqrt_k": math.sqrt(10.0), "decade_ratio_linear_k": 10.0}
 
 
 def measure(cfg: Config, keys: Keys, progress: str | None) -> dict:
@@ -42,6 +54,11 @@ def measure(cfg: Config, keys: Keys, progress: str | None) -> dict:
         out[f"{name}_steps"] = np.asarray(tr.step[0])                               # (K,)
         out[f"{name}_cos_frob_traj_mean"] = common.nanmean_rows(common.cosine_trajectories(W_traj, sols))
         out[f"{name}_norm_mean"] = np.linalg.norm(W_traj, axis=(2, 3)).mean(axis=0)  # (K,)
+        if name == "plain":                     # per-run norms at NORM_POINTS log-spaced log points
+            idx = np.unique(np.round(np.geomspace(1, W_traj.shape[1], NORM_POINTS)).astype(int) - 1)
+            out["plain_norm_steps"] = np.asarray(tr.step[0])[idx]                    # (P,)
+            out["plain_norm"] = np.linalg.norm(W_traj[:, idx], axis=(2, 3))           # (N, P)
+            out["plain_svm_norm"] = [s.objective if s.feasible else None for s in sols]   # (N,), null: infeasible
     return out
 
 
@@ -58,20 +75,34 @@ def decade_ratio(steps, norm, K: int) -> float:
     return float(late / early) if early > 0 else float("inf")
 
 
+def slope_ratios(steps, norms, svm_norms, K: int) -> np.ndarray:
+    """Per run, the least-squares slope of ||W(k)||_F against ln k over the last decade [K/10, K],
+    divided by ||W^mm_alpha||_F of the run's final selection (nan where that SVM is infeasible); (N,)."""
+    k = np.asarray(steps, dtype=np.float64)
+    late = (k >= K / 10) & (k <= K)
+    svm = np.array([np.nan if s is None else s for s in svm_norms], dtype=np.float64)
+    slopes = np.array([np.polyfit(np.log(k[late]), np.asarray(n, np.float64)[late], 1)[0] for n in norms])
+    return slopes / svm
+
+
 def judge(cfg: Config, P: dict, M: dict) -> list:
     K = cfg.plain_steps
     ratio = decade_ratio(M["plain_steps"], M["plain_norm_mean"], K)
+    slope = slope_ratios(M["plain_norm_steps"], M["plain_norm"], M["plain_svm_norm"], K)
+    tol = 1.0 / math.log(K / 10)
     k_cmp = min(cfg.steps, cfg.plain_steps)
     cos_pl = float(np.asarray(M["plain_cos_frob_traj_mean"], float)[_at(np.asarray(M["plain_steps"]), k_cmp)])
     cos_ngd = float(np.asarray(M["ngd_cos_frob_traj_mean"], float)[_at(np.asarray(M["ngd_steps"]), k_cmp)])
     return [
-        holds("plain_gd_norm_grows_like_log_k", "Under plain GD, ||W(k)||_F gains comparable amounts per "
-              "decade of k, as a + b log k does.", "predicted",
-              f"ratio in [0.5, 2] (log k: {P['decade_ratio_log_k']:g}, sqrt k: "
-              f"{P['decade_ratio_sqrt_k']:.1f}, k: {P['decade_ratio_linear_k']:g})", round(ratio, 4),
-              bool(0.5 <= ratio <= 2.0),
-              f"Tarzanagh et al. 2023: ||W(k)|| ~ log k under plain GD; decades {K // 100}-{K // 10}-{K}; "
-              "[0.5, 2] allows for the transient and separates log k from sqrt k and k"),
+        close("plain_gd_norm_grows_like_log_k", f"Under plain GD, ||W(k)||_F grows like ||W^mm_alpha||_F ln k "
+              f"over the last decade (k = {K // 10}..{K}; mean over runs of slope / ||W^mm_alpha||_F, "
+              f"conditional on GD's selection; min {np.nanmin(slope):.3f}, max {np.nanmax(slope):.3f}; "
+              f"decade ratio of the mean norm {ratio:.3f}, log k: 1, sqrt k: {P['decade_ratio_sqrt_k']:.2f}).",
+              "predicted", P["slope_over_svm_norm"], common.finite_mean(slope), tol,
+              "W(k) = W^mm ln k + O(1) for exponentially-tailed losses on separable data (Soudry et al. "
+              "2018, JMLR 19; derived here for the softmax tail, experiments/svm_bias/parts/plain_gd.py), "
+              f"so the slope -> ||W^mm_alpha||_F; tolerance 1/ln(K/10) = {tol:.3f}, the O(1/ln k) rate of "
+              "that direction convergence (unit constant) at the start of the window; sqrt k growth gives ~2.5"),
         holds("plain_gd_slower_than_ngd", f"At k = {k_cmp}, plain GD is less aligned with W^mm than "
               "normalized GD, conditional on each one's selection.", "predicted",
               f"cos(plain, {k_cmp}) < cos(NGD, {k_cmp})", f"{cos_pl:.4f} < {cos_ngd:.4f}",
