@@ -55,6 +55,13 @@ CLAIMS: dict[str, ClaimSpec] = {c.name: c for c in [
         "generalize to longer ones better than their deterministic counterparts.",
         "Ruoss et al. 2023",
         "experiments.length_generalization"),
+    ClaimSpec(
+        "modular_arithmetic",
+        "A quadratic MLP computes a + b mod p by a Fourier product-to-sum algorithm with a closed "
+        "form (Gromov 2023), and one trained in the setup of Doshi et al. groks it: memorises first, "
+        "generalises later, and ends as the construction.",
+        "Gromov 2023 (arXiv 2301.02679); Doshi, Das, He & Gromov 2024 (arXiv 2310.13061, code d-doshi/Grokking)",
+        "experiments.modular_arithmetic"),
 ]}
 
 

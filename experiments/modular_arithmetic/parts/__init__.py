@@ -1,0 +1,1 @@
+"""The parts of `modular_arithmetic`, one module each (predict / measure / judge)."""
