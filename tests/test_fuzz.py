@@ -42,7 +42,8 @@ SETTINGS = dict(derandomize=True, deadline=None, database=None,
 INT32_MAX = 2 ** 31 - 1
 
 ZERO_OK = {"rank_growth": {"reg_rho", "reg_w_star", "att_a_star", "att_b_star"},
-           "scan_snap": {"fig6_momentum"}, "length_generalization": {"d_ff", "clip"}}
+           "scan_snap": {"fig6_momentum"}, "length_generalization": {"d_ff", "clip"},
+           "svm_bias": {"path_kick"}}   # path_kick = 0: no kick round (theory/predictions/svm_bias.py)
 NEGATIVE_OK = {"rank_growth": {"reg_w_star", "att_a_star", "att_b_star"}}
 NEEDS_TWO = {"scan_snap": {"snap_eta_Y", "invariant_ratios", "order_eta_Y", "fig6_ratios", "snap_limit_eta_Y",
                            "finite_T"},
