@@ -145,7 +145,7 @@ def judge(cfg: Config, P: dict, M: dict) -> list:
                  "Tarzanagh et al. 2023: ||W(k)|| -> infinity along W^mm, so the softmax saturates on "
                  "the selection; mass >= 1 - (T-1) exp(-gap), so >= 1 - 1e-6 once every gap exceeds ~16 at T = 8"),
         at_least("w_ngd_selection_locally_optimal", f"Every selection GD reaches is locally optimal "
-                 f"({n_local}/{N} after {cfg.steps} steps, the authors' budget; not locally optimal: "
+                 f"({n_local}/{N} after {cfg.steps} steps; not locally optimal: "
                  f"{_not_local_text(M, cfg)}).", "predicted", N, n_local,
                  "Tarzanagh et al. 2023 (their definition of locally-optimal tokens): GD converges "
                  "only to selections whose support tokens score below the selected one "
