@@ -76,10 +76,12 @@ def _half_mse(params, batch, n_ctx: int, depth: int | None, clamp: float | None 
 
 def _run(key, *, lr, run_id, model: str, task: RegressionTask, n_ctx: int, n_layers: int,
          depth: int | None, steps: int, batch: int, init_scale: float, log_every: int,
-         progress: str | None, opt: str = "adam", clip: float = 0.0, clamp: float | None = None):
-    """One training run (a pure function of its key; vmapped by `sweep`). model: "lsa" | "softmax"."""
+         progress: str | None, opt: str = "adam", clip: float = 0.0, clamp: float | None = None,
+         init: Callable | None = None):
+    """One training run (a pure function of its key; vmapped by `sweep`). model: "lsa" | "softmax";
+    `init(key, n_layers, D, init_scale)` replaces the model's default initialisation when given."""
     k_init, k_data = jax.random.split(key)
-    init = lsa.init_lsa if model == "lsa" else lsa.init_softmax
+    init = init or (lsa.init_lsa if model == "lsa" else lsa.init_softmax)
     p0 = init(k_init, n_layers, task.d + 1, init_scale)
     return engine.train(data_key(k_data), p0, functools.partial(_half_mse, n_ctx=n_ctx, depth=depth, clamp=clamp),
                         lambda k: sample_batch(k, task, n_ctx, batch), optimizer(lr, steps, clip, opt),
@@ -89,16 +91,17 @@ def _run(key, *, lr, run_id, model: str, task: RegressionTask, n_ctx: int, n_lay
 def train(run_keys: jax.Array, name: str, *, lr: float, model: str = "lsa", task: RegressionTask,
           n_ctx: int, n_layers: int = 1, depth: int | None = None, steps: int, batch: int,
           init_scale: float, log_every: int, progress: str | None = None, opt: str = "adam",
-          clip: float = 0.0, clamp: float | None = None):
+          clip: float = 0.0, clamp: float | None = None, init: Callable | None = None):
     """Train len(run_keys) independent models; return (params, trace) with a leading run axis.
 
     model "lsa": `n_layers` LSA layers applied `depth` times (depth > n_layers = 1 is the
     weight-shared model); "softmax": `n_layers` softmax heads in one layer. opt "adam" | "adamw"
     (no weight decay either way), clip: clip_by_global_norm threshold (0: none), clamp: residual
-    clamp of the LSA stack (None: none)."""
+    clamp of the LSA stack (None: none), init: initialisation (key, n_layers, D, init_scale) -> params
+    (None: the model's default)."""
     run = functools.partial(_run, model=model, task=task, n_ctx=n_ctx, n_layers=n_layers, depth=depth,
                             steps=steps, batch=batch, init_scale=init_scale, log_every=log_every,
-                            progress=progress, opt=opt, clip=clip, clamp=clamp)
+                            progress=progress, opt=opt, clip=clip, clamp=clamp, init=init)
     params, trace = sweep(run, run_keys, lr=lr)
     engine.raise_if_diverged(trace, name, {"lr": lr, "steps": steps})
     return params, trace

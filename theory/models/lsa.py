@@ -43,13 +43,11 @@ class Acts(NamedTuple):
 
 
 def lsa_layer(W_KQ: jax.Array, W_PV: jax.Array, Z: jax.Array, n_ctx: int,
-              n_norm: int | None = None, clamp: float | None = None) -> jax.Array:
-    """One LSA layer: Z + (1/n) (Z W_KQ^T C^T) C W_PV^T with C = Z[:n_ctx]; n = n_norm or n_ctx;
-    every entry then clipped to [-clamp, clamp] if a clamp is given."""
+              n_norm: int | None = None) -> jax.Array:
+    """One LSA layer: Z + (1/n) (Z W_KQ^T C^T) C W_PV^T with C = Z[:n_ctx]; n = n_norm or n_ctx."""
     C = Z[:n_ctx]                                   # (N, D) keys and values: context tokens only
     scores = Z @ W_KQ.T @ C.T                       # (T, N)  s_ij = c_j^T W_KQ z_i
-    Z = Z + scores @ C @ W_PV.T / (n_norm or n_ctx)   # (T, D)
-    return Z if clamp is None else jnp.clip(Z, -clamp, clamp)
+    return Z + scores @ C @ W_PV.T / (n_norm or n_ctx)   # (T, D)
 
 
 def lsa_forward(params: LSAParams, Z: jax.Array, n_ctx: int, *, depth: int | None = None,

@@ -33,23 +33,18 @@ which the theorem does not cover.
 """
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from experiments.gd_equivalence import common
 from experiments.gd_equivalence.config import Config
-from theory.engine import train as engine
-from theory.engine.keys import Keys, data_key
-from theory.engine.sweep import sweep
+from theory.engine.keys import Keys
 from theory.harness.parts import Part
 from theory.harness.results import at_most, close
 from theory.metrics import mean_se
 from theory.models import lsa
 from theory.predictions import gd_equivalence as pred
-from theory.tasks.linear_regression import RegressionTask, sample_batch
 
 ZFB = "Zhang, Frei & Bartlett 2024 (JMLR)"
 
@@ -65,29 +60,18 @@ def zfb_init(key: jax.Array, d: int, sigma: float) -> lsa.LSAParams:
     return lsa.LSAParams(W_KQ[None], W_PV[None])                                       # (1, D, D) each
 
 
-def _run_from_zfb_init(key, *, lr, run_id, task: RegressionTask, n_ctx: int, steps: int, batch: int,
-                       sigma: float, log_every: int, progress: str | None):
-    """One training run from `zfb_init` (the recipe of `common.train` otherwise: Adam, cosine decay,
-    fresh prompts every step); vmapped by `sweep`."""
-    k_init, k_data = jax.random.split(key)
-    return engine.train(data_key(k_data), zfb_init(k_init, task.d, sigma),
-                        functools.partial(common._half_mse, n_ctx=n_ctx, depth=1),
-                        lambda k: sample_batch(k, task, n_ctx, batch), common.optimizer(lr, steps),
-                        steps=steps, log_every=log_every, progress=progress, run_id=run_id)
+def _zfb_init_layers(key, n_layers: int, D: int, sigma: float) -> lsa.LSAParams:
+    """`zfb_init` in `common.train`'s init signature (one layer, D = d + 1)."""
+    return zfb_init(key, D - 1, sigma)
 
 
 def _train(cfg: Config, keys: Keys, progress: str | None):
     """The trained layer (one run), from cfg.zfb_init."""
     task, N = cfg.zfb_task, cfg.zfb_n_context
-    if cfg.zfb_init == "gaussian":
-        params, _ = common.train(keys.sub("train").runs(1), "gd_equivalence/zfb", lr=cfg.lr, task=task,
-                                 n_ctx=N, n_layers=1, depth=1, steps=cfg.zfb_steps, batch=cfg.batch,
-                                 init_scale=cfg.init_scale, log_every=cfg.log_every, progress=progress)
-        return common.run_of(params, 0)
-    run = functools.partial(_run_from_zfb_init, task=task, n_ctx=N, steps=cfg.zfb_steps, batch=cfg.batch,
-                            sigma=cfg.init_scale, log_every=cfg.log_every, progress=progress)
-    params, trace = sweep(run, keys.sub("train").runs(1), lr=cfg.lr)
-    engine.raise_if_diverged(trace, "gd_equivalence/zfb", {"lr": cfg.lr, "steps": cfg.zfb_steps})
+    init = None if cfg.zfb_init == "gaussian" else _zfb_init_layers
+    params, _ = common.train(keys.sub("train").runs(1), "gd_equivalence/zfb", lr=cfg.lr, task=task,
+                             n_ctx=N, n_layers=1, depth=1, steps=cfg.zfb_steps, batch=cfg.batch,
+                             init_scale=cfg.init_scale, log_every=cfg.log_every, progress=progress, init=init)
     return common.run_of(params, 0)
 
 
