@@ -366,7 +366,7 @@ WRONG = [
      ["snap_time_orthogonal_equals_lemma5", "snap_time_constant_common"]),
     ("scan", "common tokens gain attention", _common_tokens_grow, ["scan_signs_every_step"]),
     ("scan", "no time-scale separation", _no_time_scale_separation,
-     ["invariant_spread_at_ratio_0p01", "invariant_spread_monotone_in_ratio"]),
+     ["invariant_spread_at_smallest_ratio", "invariant_spread_monotone_in_ratio"]),
     ("scan", "one adjacent swap of the ordering", _adjacent_swap, ["ordering_spearman_z_vs_p"]),
     ("scan", "z_max increasing in eta_Y", _zmax_reversed, ["zmax_decreases_with_eta_y"]),
     ("finite_T", "finite-T bias that does not vanish", _finite_t_offset,
@@ -408,7 +408,7 @@ def test_invariant_check_fails_without_time_scale_separation(f64):
     """A real model at eta_Z = eta_Y: the invariant is far off and the check reports it."""
     cfg = _tiny()
     M = scan.measure(cfg, Keys(0).sub("scan"), None)
-    c = {x.name: x for x in scan.judge(cfg, scan.predict(cfg), M)}["invariant_spread_at_ratio_1"]
+    c = {x.name: x for x in scan.judge(cfg, scan.predict(cfg), M)}["invariant_spread_at_smallest_ratio"]
     assert not c.passed and c.measured > 0.05
 
 
@@ -430,7 +430,7 @@ def test_bad_input_raises_before_training(tmp_path, monkeypatch, override):
 
 # --- the presets ----------------------------------------------------------------------------
 CHECKS = ["decoder_loss_equals_lemma5", "snap_time_orthogonal_equals_lemma5", "snap_time_lemma6_limit",
-          "snap_time_constant_common", "scan_signs_every_step", "invariant_spread_at_ratio_0p01",
+          "snap_time_constant_common", "scan_signs_every_step", "invariant_spread_at_smallest_ratio",
           "invariant_spread_monotone_in_ratio", "ordering_spearman_z_vs_p", "zmax_decreases_with_eta_y",
           "sampled_invariant_extrapolates_to_population", "sampled_invariant_gap_shrinks_as_inverse_t",
           "sampled_t128_rarest_token_breaks_invariant", "fig6_entropy_vs_paper",
@@ -443,7 +443,7 @@ def test_quick_preset(tmp_path):
     checks = assert_checks_pass(r, CHECKS)
     assert checks["decoder_loss_equals_lemma5"]["measured"] < 1e-12
     assert abs(checks["snap_time_lemma6_limit"]["measured"] / 19.697 - 1) < 0.01
-    assert checks["invariant_spread_at_ratio_0p01"]["measured"] < 0.05
+    assert checks["invariant_spread_at_smallest_ratio"]["measured"] < 0.05
     assert (tmp_path / "results" / "scan_snap.json").is_file()
     assert (tmp_path / "figures" / "scan_snap.png").is_file()
     assert r["precision"] == "float64" and not jax.config.jax_enable_x64   # x64 scoped to the run

@@ -1,4 +1,4 @@
-"""`sandbox`: list, run, reproduce, report, plot and bench the registered claims.
+"""`sandbox`: list, run, explore, reproduce, report, plot and bench the registered claims.
 
 Exit codes:
     0    every check passed (a plain pass)
@@ -84,6 +84,28 @@ def _parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="redraw figures from results files without training", parents=[debug])
     pl.add_argument("names", nargs="*")
     preset_flags(pl)
+
+    ex = sub.add_parser("explore", help="map where a claim's checks hold over a grid of config values",
+                        parents=[debug], formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Run a claim (or one part) over one or two config fields and map each check:\n"
+                        "results/explore/<claim>-<hash>.json, figures/explore/<claim>-<hash>.png|svg, and a\n"
+                        "table of the first failing value along each field. Values are parsed as --set\n"
+                        "values; every grid point is validated before anything trains. Without --grid the\n"
+                        "claim's main knob is mapped (--list NAME shows its knobs). Resumable: the same\n"
+                        "command continues an interrupted explore. Exit 0 when the map is written (the\n"
+                        "map itself says where checks fail).",
+                        epilog="exit codes:" + EXIT_CODES)
+    ex.add_argument("name", nargs="?")
+    ex.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2,...",
+                    help="a field and its values (commas outside brackets separate values); at most twice")
+    ex.add_argument("--seeds", type=int, default=1, help="base seeds 0..K-1 per grid point (default 1)")
+    ex.add_argument("--part", default=None, help="run only this part of the claim")
+    ex.add_argument("--list", action="store_true", help="show the claim's knobs and default grids")
+    ex.add_argument("--from", dest="from_file", type=Path, default=None,
+                    help="redraw the figure and print the table of an explore result file (no training)")
+    ex.add_argument("--full", dest="preset", action="store_const", const="full", default="quick",
+                    help="explore around the full preset (default: quick)")
+    ex.add_argument("--out", type=Path, default=None, help="write DIR/results and DIR/figures")
 
     b = sub.add_parser("bench", help="speed ratios measured in one run on this machine", parents=[debug])
     b.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
@@ -211,7 +233,46 @@ def _dispatch(args) -> int:
         for name in names:
             print(runner.replot(name, args.out, args.preset))
         return 0
+    if args.cmd == "explore":
+        return _explore(args)
     raise AssertionError(args.cmd)
+
+
+def _explore(args) -> int:
+    from theory.harness import explore, registry
+    if args.from_file is not None:
+        if args.name or args.grid or args.list:
+            raise SandboxError("--from FILE redraws a finished explore; give no claim name, --grid or --list")
+        result = explore.read(args.from_file)
+        print(explore.boundary_table(result))
+        print(f"redrew {explore.redraw(args.from_file)}")
+        return 0
+    if not args.name:
+        raise SandboxError("explore needs a claim name (or --from FILE)")
+    if args.list:
+        module = registry.load(args.name)
+        ks = explore.knobs(module)
+        if not ks:
+            print(f"{args.name} declares no knobs; any config field works with --grid FIELD=V1,V2,...")
+        for i, k in enumerate(ks):
+            main = " (main knob: the default grid)" if i == 0 else ""
+            print(f"{k.field}{main}\n    values: {', '.join(explore.value_text(v) for v in k.values)}"
+                  + (f"\n    part: {k.part}" if k.part else "") + (f"\n    {k.note}" if k.note else ""))
+        return 0
+    plan = explore.plan(args.name, args.grid, preset=args.preset, seeds=args.seeds, part=args.part)
+    paths = plan.paths(args.out)
+    from theory.harness.runner import ensure_writable, remove_created
+    created = ensure_writable(list(paths))
+    try:
+        result = explore.run(plan, args.out, progress=True)
+        explore.write(result, paths)
+    except BaseException:
+        remove_created(created)
+        raise
+    explore.clear_checkpoint(plan, args.out)
+    print(explore.boundary_table(result))
+    print(f"written: {paths[0]}, {paths[1]}")
+    return 0
 
 
 if __name__ == "__main__":

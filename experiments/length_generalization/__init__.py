@@ -33,6 +33,7 @@ from __future__ import annotations
 from experiments.length_generalization.config import Config
 from experiments.length_generalization.figure import plot, report_markdown
 from experiments.length_generalization.parts import even_pairs, nope, sampler, table
+from theory.harness.config import Knob
 from theory.harness.parts import Part
 
 PRECISION = "float32"
@@ -44,4 +45,12 @@ PARTS = (
     Part("table", table.predict, table.measure, table.judge, enabled=table.enabled),
 )
 
-__all__ = ["PARTS", "PRECISION", "Config", "plot", "report_markdown"]
+# `sandbox explore` knobs (theory/harness/explore.py): the main one first
+KNOBS = (
+    Knob("max_pos", (224, 256, 512, 2048),
+         "L: randomized positions are an ordered subset of {0..L-1}; L near the longest test sequence (200 "
+         "tokens) leaves little randomness, so the randomized variant's gain should need L well above it",
+         paper=2048, part="even_pairs"),
+)
+
+__all__ = ["KNOBS", "PARTS", "PRECISION", "Config", "plot", "report_markdown"]

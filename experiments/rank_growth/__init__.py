@@ -39,6 +39,7 @@ training) and GD trains on the same set in `measure`.
 from experiments.rank_growth.config import Config
 from experiments.rank_growth.figure import plot
 from experiments.rank_growth.parts import diag_attention, diag_regression, full_head, rescaled_collapse, saxe_linear_net
+from theory.harness.config import Knob
 from theory.harness.parts import Part
 
 PRECISION = "float64"
@@ -54,4 +55,11 @@ PARTS = (
     Part("full_head", full_head.predict, full_head.measure, full_head.judge),
 )
 
-__all__ = ["PRECISION", "Config", "PARTS", "plot"]
+# `sandbox explore` knobs (theory/harness/explore.py): the main one first
+KNOBS = (
+    Knob("time_alphas", ((1e-2,), (1e-3,), (1e-4,), (1e-6,), (1e-9,)),
+         "init scale alpha: the Saxe stage times are exact only as alpha -> 0; their relative error shrinks "
+         "like 1/ln(1/alpha) (Saxe, McClelland & Ganguli 2014)", part="saxe_linear_net"),
+)
+
+__all__ = ["KNOBS", "PRECISION", "Config", "PARTS", "plot"]

@@ -24,6 +24,7 @@ from __future__ import annotations
 from experiments.scan_snap.config import Config
 from experiments.scan_snap.figure import plot
 from experiments.scan_snap.parts import fig6, finite_t, scan, snap_time
+from theory.harness.config import Knob
 from theory.harness.parts import Part
 
 PRECISION = "float64"
@@ -40,4 +41,11 @@ PARTS = (
     Part("fig6", fig6.predict, fig6.measure, fig6.judge, enabled=_sampled),
 )
 
-__all__ = ["PRECISION", "Config", "PARTS", "plot"]
+# `sandbox explore` knobs (theory/harness/explore.py): the main one first
+KNOBS = (
+    Knob("invariant_ratios", ((1.0, 0.5), (1.0, 0.2), (1.0, 0.1), (1.0, 0.05), (1.0, 0.02), (1.0, 0.01)),
+         "eta_Z/eta_Y (the last entry is judged): the invariant I_l of Tian et al. 2023 holds to first order "
+         "in the ratio, so the 5% spread check should fail once the ratio grows", part="scan"),
+)
+
+__all__ = ["KNOBS", "PRECISION", "Config", "PARTS", "plot"]

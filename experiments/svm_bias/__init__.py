@@ -28,10 +28,18 @@ its own named stream Keys(seed).sub(<name>) and trains what it compares):
 """
 from __future__ import annotations
 
+from theory.harness.config import Knob
+
 from .config import Config
 from .figure import plot
 from .parts import PARTS
 
 PRECISION = "float64"
 
-__all__ = ["PRECISION", "Config", "PARTS", "plot"]
+# `sandbox explore` knobs (theory/harness/explore.py): the main one first
+KNOBS = (
+    Knob("d", (4, 6, 10, 20), "token dimension: the local-convergence theorem holds at every d; larger d "
+         "makes GD's selection globally optimal more often (Tarzanagh et al. 2023)", part="w_ngd", paper=10),
+)
+
+__all__ = ["KNOBS", "PRECISION", "Config", "PARTS", "plot"]

@@ -282,3 +282,17 @@ def from_dict(cls: type, values: dict) -> Any:
     fixed = {k: tuple(v) if isinstance(v, list) and typing.get_origin(types_[k]) is tuple else v
              for k, v in values.items()}
     return cls(**fixed)
+
+
+@dataclasses.dataclass(frozen=True)
+class Knob:
+    """A config field worth exploring (`sandbox explore`, theory/harness/explore.py): its default
+    grid, what theory expects along it, the paper's own setting (marked on the figure; None marks
+    the preset's value) and the part it matters to (None: the whole claim). A claim lists its knobs
+    as `KNOBS` in its experiment module, the main knob first."""
+    field: str
+    values: tuple
+    note: str = ""
+    paper: Any = None
+    part: str | None = None
+

@@ -176,25 +176,49 @@ def _base_result(name: str, base_preset: str, base_cfg: Any) -> dict | None:
     return r if r["config"] == as_json(config_lib.describe(base_cfg)) else None
 
 
-def run_claim(name: str, preset: str = "quick", *, seed: int = 0, seeds: int | None = None,
-              overrides: Sequence[str] = (), out: Path | None = None,
-              progress: bool = False) -> dict:
-    """Predict, measure and judge every part of claim `name`; write its result file and figure.
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A validated run: the claim's module, its base preset config and the run config, and where it goes."""
+    name: str
+    preset: str                 # the base preset
+    seed: int
+    overrides: tuple[str, ...]
+    module: Any
+    base_cfg: Any
+    cfg: Any
+    custom: bool
 
-    `seeds` (the CLI's --seeds) sets the config's `seeds` field. Any override, a `seeds` other than
-    the preset's or a seed other than 0 makes the run preset "custom" (see the module docstring).
-    Nothing is written unless every step succeeds.
-    """
-    spec = claims.get(name)
-    keys = Keys(seed)                       # validates the seed before any work
+    @property
+    def run_preset(self) -> str:
+        return CUSTOM if self.custom else self.preset
+
+    @property
+    def tag(self) -> str | None:
+        return custom_tag(self.name, self.preset, self.seed, self.cfg) if self.custom else None
+
+    def paths(self, out: Path | None) -> tuple[Path, Path, Path]:
+        return output_paths(self.name, out, self.run_preset, self.tag)
+
+
+def prepare(name: str, preset: str = "quick", *, seed: int = 0, seeds: int | None = None,
+            overrides: Sequence[str] = ()) -> Prepared:
+    """Validate a run (claim, preset, seed, --seeds, --set): every bad input refused before any work."""
+    claims.get(name)
+    Keys(seed)                              # validates the seed
     module, base_cfg, cfg = _configs(name, preset, overrides, seeds)
     custom = bool(overrides) or seed != 0 or (seeds is not None and seeds != getattr(base_cfg, "seeds", None))
-    run_preset, tag = (CUSTOM, custom_tag(name, preset, seed, cfg)) if custom else (preset, None)
-    json_path, png_path, svg_path = output_paths(name, out, run_preset, tag)
-    created = ensure_writable([json_path, png_path, svg_path])
-    folder, meta = checkpoint_folder(name, run_preset, seed, cfg, out)
-    for folder_ in {json_path.parent, png_path.parent}:
-        remove_stale_temps(folder_)         # what a killed run (SIGKILL) left behind
+    return Prepared(name, preset, seed, tuple(overrides), module, base_cfg, cfg, custom)
+
+
+def execute(prep: Prepared, out: Path | None = None, progress: bool = False) -> tuple[dict, Path]:
+    """Predict, measure and judge every part of a prepared run (checkpointed under `out`'s
+    .checkpoints/); return (the result, not written, and its checkpoint folder: the caller clears
+    it once the result is safe). An interrupted run keeps its checkpoint; any other failure drops it."""
+    name, module, cfg = prep.name, prep.module, prep.cfg
+    spec = claims.get(name)
+    keys = Keys(prep.seed)
+    png_path = prep.paths(out)[1]
+    folder, meta = checkpoint_folder(name, prep.run_preset, prep.seed, cfg, out)
     try:
         git = git_revision()          # the code that runs is the code at the start (edits may follow)
         start = time.perf_counter()
@@ -206,27 +230,63 @@ def run_claim(name: str, preset: str = "quick", *, seed: int = 0, seeds: int | N
             checks, data = run_parts(module.PARTS, cfg, keys, progress=name if progress else None)
             resumed = ck.resumed
         wall = time.perf_counter() - start
-        skipped = skipped_checks(name, module, preset, base_cfg, cfg, checks) if custom else []
+        skipped = skipped_checks(name, module, prep.preset, prep.base_cfg, cfg, checks) if prep.custom else []
         result = {
             "schema": SCHEMA_VERSION, "claim": name, "statement": spec.statement,
-            "paper": spec.paper, "preset": run_preset, "precision": module.PRECISION,
-            "seed": seed, "seeds": getattr(cfg, "seeds", 1), "verdict": verdict(checks, skipped),
+            "paper": spec.paper, "preset": prep.run_preset, "precision": module.PRECISION,
+            "seed": prep.seed, "seeds": getattr(cfg, "seeds", 1), "verdict": verdict(checks, skipped),
             "checks": [c.to_json() for c in checks], "config": config_lib.describe(cfg),
-            "overrides": list(overrides), "base_preset": preset,
-            "changed": config_lib.changes(base_cfg, cfg), "skipped": skipped,
+            "overrides": list(prep.overrides), "base_preset": prep.preset,
+            "changed": config_lib.changes(prep.base_cfg, cfg), "skipped": skipped,
             "versions": package_versions(), "git": git,
             "wall_seconds": round(wall, 2), "resumed": resumed, "code": meta["code"], "streams": keys.streams(),
             "figure": os.path.relpath(png_path, _root(out)), "data": data,
         }
         # round-trip through JSON so the figure is drawn from exactly what the file will hold
-        result = as_json(result)
-        _write_outputs(module, result, json_path, png_path, svg_path)
-        ck.clear()
+        return as_json(result), folder
     except BaseException as e:
         if not isinstance(e, interrupt.Interrupted):      # only an interrupted run is resumed
             checkpoint.Session.discard(folder)
+        raise
+
+
+def save(prep: Prepared, result: dict, out: Path | None = None) -> Path:
+    """Write a computed result and its figure under `out` by the preset / custom naming rules."""
+    json_path, png_path, svg_path = prep.paths(out)
+    created = ensure_writable([json_path, png_path, svg_path])
+    try:
+        _write_outputs(prep.module, result, json_path, png_path, svg_path)
+    except BaseException:
         remove_created(created)
         raise
+    return json_path
+
+
+def run_claim(name: str, preset: str = "quick", *, seed: int = 0, seeds: int | None = None,
+              overrides: Sequence[str] = (), out: Path | None = None,
+              progress: bool = False) -> dict:
+    """Predict, measure and judge every part of claim `name`; write its result file and figure.
+
+    `seeds` (the CLI's --seeds) sets the config's `seeds` field. Any override, a `seeds` other than
+    the preset's or a seed other than 0 makes the run preset "custom" (see the module docstring).
+    Nothing is written unless every step succeeds; the output folders are checked writable before
+    any training.
+    """
+    prep = prepare(name, preset, seed=seed, seeds=seeds, overrides=overrides)
+    json_path, png_path, svg_path = prep.paths(out)
+    created = ensure_writable([json_path, png_path, svg_path])
+    for folder_ in {json_path.parent, png_path.parent}:
+        remove_stale_temps(folder_)         # what a killed run (SIGKILL) left behind
+    folder = None
+    try:
+        result, folder = execute(prep, out, progress)
+        _write_outputs(prep.module, result, json_path, png_path, svg_path)
+    except BaseException as e:
+        if folder is not None and not isinstance(e, interrupt.Interrupted):
+            checkpoint.Session.discard(folder)
+        remove_created(created)
+        raise
+    checkpoint.Session.discard(folder)
     return result
 
 
