@@ -25,8 +25,8 @@ SCRIPTS = Path(__file__).parent / "scripts"
 @pytest.fixture
 def toy(monkeypatch):
     monkeypatch.syspath_prepend(str(SCRIPTS))
-    monkeypatch.setitem(registry.CLAIMS, "explore_toy",
-                        ClaimSpec("explore_toy", "GD on a quadratic contracts iff 0 < lr a < 2.", "a test", "explore_toy"))
+    spec = ClaimSpec("explore_toy", "GD on a quadratic contracts iff 0 < lr a < 2.", "a test", "explore_toy")
+    monkeypatch.setitem(registry.CLAIMS, "explore_toy", spec)
     return "explore_toy"
 
 
@@ -101,7 +101,8 @@ def test_interrupted_explore_resumes_without_redoing_points(toy, tmp_path, monke
     with pytest.raises(interrupt.Interrupted):
         explore.run(plan, tmp_path)
     assert calls == [0.3, 0.5]
-    monkeypatch.setattr(explore, "run_point", lambda p, cfg, seed, label: calls.append(cfg.lr) or real(p, cfg, seed, label))
+    monkeypatch.setattr(explore, "run_point",
+                        lambda p, cfg, seed, label: calls.append(cfg.lr) or real(p, cfg, seed, label))
     result = explore.run(plan, tmp_path)
     assert calls == [0.3, 0.5, 0.7] and result["resumed"]
     fresh = theory.explore(toy, grid={"lr": [0.3, 0.5, 0.7]})
@@ -185,9 +186,17 @@ def test_every_declared_knob_is_a_valid_grid():
 
 
 @pytest.mark.claim
-def test_a_real_claim_part_over_a_grid(tmp_path):
-    """modular_arithmetic's closed form (float64, no training) over two primes: every check holds."""
-    e = theory.explore("modular_arithmetic", grid={"primes": [(5,), (7,)]}, part="closed_form")
-    assert e.verdict == "pass", e.table()
-    assert {c["part"] for c in e.checks} == {"closed_form"}
-    assert e.save(tmp_path).is_file()
+def test_readme_notebook_session_runs_as_written(tmp_path, monkeypatch):
+    """The README's notebook block (between the notebook markers), executed as it stands: a real
+    claim's run and a real part over a grid, nothing written to the repository."""
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    block = text.split("<!-- notebook:start -->", 1)[1].split("<!-- notebook:end -->", 1)[0]
+    code = block.split("```python", 1)[1].split("```", 1)[0]
+    assert len([line for line in code.strip().splitlines() if line.strip()]) == 5
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "README.md (notebook block)", "exec"), scope)
+    assert isinstance(scope["r"], api.Result) and scope["r"].raw["preset"] == "custom"
+    e = scope["e"]
+    assert isinstance(e, api.ExploreResult) and {c["part"] for c in e.checks} == {"saxe_linear_net"}
+    assert scope["fig"] is not None

@@ -59,7 +59,7 @@ PARTS = (
 KNOBS = (
     Knob("time_alphas", ((1e-2,), (1e-3,), (1e-4,), (1e-6,), (1e-9,)),
          "init scale alpha: the Saxe stage times are exact only as alpha -> 0; their relative error shrinks "
-         "like 1/ln(1/alpha) (Saxe, McClelland & Ganguli 2014)", part="saxe_linear_net"),
+         "like 1/ln(1/alpha) (Saxe, McClelland & Ganguli 2014)", part="saxe_linear_net", axis="last"),
 )
 
 __all__ = ["KNOBS", "PRECISION", "Config", "PARTS", "plot"]

@@ -45,7 +45,7 @@ PARTS = (
 KNOBS = (
     Knob("invariant_ratios", ((1.0, 0.5), (1.0, 0.2), (1.0, 0.1), (1.0, 0.05), (1.0, 0.02), (1.0, 0.01)),
          "eta_Z/eta_Y (the last entry is judged): the invariant I_l of Tian et al. 2023 holds to first order "
-         "in the ratio, so the 5% spread check should fail once the ratio grows", part="scan"),
+         "in the ratio, so the 5% spread check should fail once the ratio grows", part="scan", axis="last"),
 )
 
 __all__ = ["KNOBS", "PRECISION", "Config", "PARTS", "plot"]

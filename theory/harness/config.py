@@ -288,11 +288,13 @@ def from_dict(cls: type, values: dict) -> Any:
 class Knob:
     """A config field worth exploring (`sandbox explore`, theory/harness/explore.py): its default
     grid, what theory expects along it, the paper's own setting (marked on the figure; None marks
-    the preset's value) and the part it matters to (None: the whole claim). A claim lists its knobs
+    the preset's value), the part it matters to (None: the whole claim) and, for a tuple-valued field,
+which entry the figure's axis shows ("first" / "last"). A claim lists its knobs
     as `KNOBS` in its experiment module, the main knob first."""
     field: str
     values: tuple
     note: str = ""
     paper: Any = None
     part: str | None = None
+    axis: str | None = None      # tuple-valued field: plot against its "first" or "last" entry
 

@@ -287,7 +287,7 @@ def run(p: Plan, out: Path | None = None, progress: bool = False) -> dict:
         rows.append({"point": as_json(point), "runs": runs})
     return as_json({
         "schema": SCHEMA, "claim": p.name, "preset": p.preset, "part": p.part, "seeds": p.seeds,
-        "grid": as_json(p.grid), "fields": list(p.grid), "marks": marks(p), "base_config":
+        "grid": as_json(p.grid), "fields": list(p.grid), "marks": marks(p), "axes": axes(p), "base_config":
         config_lib.describe(p.base_cfg), "points": rows, "versions": package_versions(), "git": git_revision(),
         "code": code, "resumed": resumed, "wall_seconds": round(time.perf_counter() - start, 2),
     })
@@ -302,6 +302,12 @@ def marks(p: Plan) -> dict[str, Any]:
         out[f] = {"value": as_json(k.paper if k is not None and k.paper is not None else getattr(p.base_cfg, f)),
                   "source": "paper" if k is not None and k.paper is not None else p.preset}
     return out
+
+
+def axes(p: Plan) -> dict[str, str | None]:
+    """Per field, which entry of a tuple value the figure's axis shows (from the claim's KNOBS)."""
+    declared = {k.field: k.axis for k in knobs(p.module)}
+    return {f: declared.get(f) for f in p.grid}
 
 
 def clear_checkpoint(p: Plan, out: Path | None) -> None:
@@ -383,13 +389,15 @@ def boundary_table(result: dict) -> str:
     for point, seed, status in diverged:
         lines.append(f"  {status}: {point_label(point)} seed {seed}")
     bounds = boundaries(result)
-    rows = [("check", *[f"first failing {f}" for f in result["fields"]])]
+    rows = [("check", "failing points", *[f"first failing {f}" for f in result["fields"]])]
     for check, per_field in bounds.items():
-        cells = []
+        fracs = [pass_fraction(r, None if check == "all checks" else check) for r in result["points"]]
+        ran = [f for f in fracs if f is not None]
+        cells = [f"{sum(f < 1 for f in ran)}/{len(ran)}"]
         for f in result["fields"]:
             parts = []
             for e in per_field[f]:
-                v = "-" if e["first_fail"] is None else value_text(e["first_fail"])
+                v = "none" if e["first_fail"] is None else value_text(e["first_fail"])
                 parts.append(v + (f" (at {point_label(e['at'])})" if e["at"] else ""))
             cells.append("; ".join(parts))
         rows.append((check, *cells))

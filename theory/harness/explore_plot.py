@@ -53,11 +53,19 @@ def plot(result: dict):
     return _one_field(result) if len(fields) == 1 else _two_fields(result)
 
 
+def _entry(value, axis: str | None):
+    """The entry of a tuple value the axis shows ("first" / "last"; None: the value itself)."""
+    if axis and isinstance(value, list) and value:
+        return value[0] if axis == "first" else value[-1]
+    return value
+
+
 def _one_field(result: dict):
     field = result["fields"][0]
-    values = result["grid"][field]
+    axis = result.get("axes", {}).get(field)
+    values = [_entry(v, axis) for v in result["grid"][field]]
     x, scale, labels = _axis(values)
-    mark = _mark_position(values, result["marks"][field]["value"])
+    mark = _mark_position(values, _entry(result["marks"][field]["value"], axis))
     names = check_names(result)
     n = len(names) + 1
     ncols = min(NCOLS, n)
@@ -71,7 +79,7 @@ def _one_field(result: dict):
             ax.set_xticks(x, labels, rotation=30, fontsize=7)
         if mark is not None:
             ax.axvline(mark, color="black", ls=":", lw=1)
-        ax.set_xlabel(field, fontsize=8)
+        ax.set_xlabel(field + (f" ({axis} entry)" if axis else ""), fontsize=8)
 
     ax = flat[0]
     frac = [pass_fraction(r, None) for r in result["points"]]

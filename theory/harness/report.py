@@ -268,6 +268,35 @@ def bench(root: Path | None = None) -> str:
         raise SandboxError(f"{path} is not a bench result ({type(e).__name__})") from None
 
 
+EXPLORE = ("<!-- explore-examples:start -->", "<!-- explore-examples:end -->")
+
+
+def explore_examples(root: Path | None = None) -> str:
+    """The README's explore table, one row per results/explore/*.json (written by `sandbox explore`):
+    the grid, seeds, wall time, where "all checks" first fails along each field, how many checks
+    never failed, and the figure."""
+    from theory.harness import explore
+    base = Path(root) if root is not None else REPO
+    files = sorted((base / "results" / "explore").glob("*.json"))
+    if not files:
+        return "No explore results yet: `sandbox explore NAME` writes results/explore/.\n"
+    lines = ["| claim (part) | grid | seeds | wall | all checks first fail at | never failed | figure |",
+             "|---|---|---|---|---|---|---|"]
+    for path in files:
+        r = explore.read(path)
+        grid = " x ".join(f"`{f}` ({len(r['grid'][f])})" for f in r["fields"])
+        bounds = explore.boundaries(r)["all checks"]
+        first = "; ".join(
+            f"{f}: " + ", ".join("none" if e["first_fail"] is None else explore.value_text(e["first_fail"])
+                                 for e in bounds[f]) for f in r["fields"])
+        names = explore.check_names(r)
+        part = f" ({r['part']})" if r.get("part") else ""
+        fig = f"figures/explore/{path.stem}.png"
+        lines.append(f"| `{r['claim']}`{part} | {grid} | {r['seeds']} | {r['wall_seconds'] / 60:.1f} min | {first} | "
+                     f"{len(explore.never_failed(r))}/{len(names)} | [{path.stem}.png]({fig}) |")
+    return "\n".join(lines) + "\n"
+
+
 def replace_marked(text: str, start: str, end: str, block: str) -> str:
     """`text` with the lines between the markers `start` and `end` replaced by `block`."""
     head, rest = text.split(start, 1)
@@ -293,6 +322,8 @@ def readme_text(root: Path | None, text: str) -> str:
         text = replace_marked(text, *TIMINGS, timings(root))
     if BENCH[0] in text and BENCH[1] in text:
         text = replace_marked(text, *BENCH, bench(root))
+    if EXPLORE[0] in text and EXPLORE[1] in text:
+        text = replace_marked(text, *EXPLORE, explore_examples(root))
     return text
 
 
