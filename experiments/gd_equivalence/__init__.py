@@ -13,7 +13,9 @@ key stream and judges the two:
                    against its exact risk at every M;
   depth            K layers (weight-shared and per-layer; K >= 4 with vO's deep-stack recipe:
                    AdamW, gradient clipping, residual clamp) against GD++ and K-step GD references
-                   fitted in float64 on Monte-Carlo prompts (restarts, refits until they settle);
+                   fitted in float64 (loss exact in the task and query, a Gauss rule on sampled
+                   context spectra, Newton's method; settled against a second sample and the
+                   held-out prompts), every model scored on the held-out prompts in float64;
   softmax_control  negative control: one softmax head aligns clearly worse with GD at eta*.
 """
 from __future__ import annotations
@@ -21,9 +23,18 @@ from __future__ import annotations
 from experiments.gd_equivalence.config import Config
 from experiments.gd_equivalence.figure import plot
 from experiments.gd_equivalence.parts import construction, depth, one_layer, softmax_control, zfb
+from theory.harness.config import Knob
 
-PRECISION = "float32"   # training; the construction part runs in float64, the depth references too
+PRECISION = "float32"   # training; the construction part runs in float64, the depth references and evaluation too
 
 PARTS = (construction.PART, one_layer.PART, zfb.PART, depth.PART, softmax_control.PART)
 
-__all__ = ["PRECISION", "Config", "PARTS", "plot"]
+# `sandbox explore` knobs (theory/harness/explore.py): the main one first
+KNOBS = (
+    Knob("n_context", (5, 10, 20, 40), "N: the trained layer should equal one GD step at eta*(d, N) for every N "
+         "(von Oswald et al. 2023, Prop. 1; the optimum in theory/predictions/gd_equivalence.py)",
+         paper=10, part="one_layer"),
+    Knob("d", (2, 5, 10), "input dimension: the same identity at every d", paper=10, part="one_layer"),
+)
+
+__all__ = ["KNOBS", "PRECISION", "Config", "PARTS", "plot"]

@@ -52,9 +52,8 @@ class Config:
     n_eval_one_layer: int = 2 ** 20    # held-out prompts for the one-layer loss (MC s.e. ~0.15%)
     n_eval: int = 65536                # held-out prompts for the ZFB risks and depth losses
     n_sens: int = 4096                 # held-out prompts for sensitivity cosines
-    n_ref: int = 8192                  # MC prompts on which GD / GD++ step sizes are optimised (round 0)
-    ref_restarts: int = 3              # random L-BFGS restarts of each per-step reference (round 0)
-    ref_rounds: int = 2                # refits on fresh samples of n_ref 2^r prompts, r < ref_rounds
+    n_spectra: int = 65536             # sampled context spectra per sample (fit, validation) of the references
+    ref_restarts: int = 10             # random Newton starts of each per-step reference
     n_construction: int = 64           # random prompts on which the constructions are checked
     seeds: int = 1                     # seeds of the one-layer vO model
     log_every: int = 100               # training-loss logging interval
@@ -68,8 +67,8 @@ class Config:
         # depth 4 uses vO's deep recipe (the deep_* fields): with the shallow one (Adam at lr 1e-3..5e-3,
         # init 0.02, no clipping or clamp) its loss spiked to 1e7..1e14 within a few thousand steps
         return cls(steps=5000, zfb_steps=8000, depths=(2, 3, 4), depth_steps=10000, depth_batch=1024,
-                   depth_lr=5e-3, softmax_steps=5000, n_eval=262144, n_sens=10240, n_ref=16384, ref_rounds=3,
-                   seeds=3)
+                   depth_lr=5e-3, softmax_steps=5000, n_eval=262144, n_sens=10240, n_spectra=2 ** 20,
+                   ref_restarts=30, seeds=3)
 
     def validate(self) -> None:
         """Refuse a config this claim cannot run (SandboxError naming the field), before any work.
@@ -78,15 +77,15 @@ class Config:
         temporaries) the float32 prompts of one training step, seeds x B x (N+1) x (D+N) with
         B = the largest batch, N = the longer context, D = the larger input dimension + 1 (tokens
         plus attention scores; D^2 weights are below this), or of one evaluation chunk
-        EVAL_CHUNK x (M+1) x D at the longest test length M, or 8x the float64 reference prompts
-        n_ref x (N+1) x D."""
+        EVAL_CHUNK x (M+1) x D at the longest test length M, or 8x the two float64 samples of
+        reference spectra, 2 n_spectra x (d+1)."""
         check_fields(self)
         require_positive(self, "d", "n_context", "lr", "steps", "batch", "init_scale", "zfb_lam",
                          "zfb_n_context", "zfb_steps", "zfb_test_lengths", "depths", "depth_steps",
                          "depth_batch", "depth_lr", "softmax_steps", "softmax_batch", "deep_from",
                          "deep_lr", "deep_init", "deep_clamp", "deep_batch", "deep_steps",
-                         "deep_shared_steps", "ref_rounds",
-                         "n_eval_one_layer", "n_eval", "n_sens", "n_ref", "n_construction", "seeds",
+                         "deep_shared_steps", "n_spectra",
+                         "n_eval_one_layer", "n_eval", "n_sens", "n_construction", "seeds",
                          "log_every", "input_range")
         if self.zfb_init not in ZFB_INITS:
             raise SandboxError(f"zfb_init must be one of {ZFB_INITS}, got {self.zfb_init!r}")
@@ -118,9 +117,7 @@ class Config:
              8 * 4 * self.seeds * B * (N + 1) * (D + N), "seeds x batch x (N+1) x (D+N) x 4 B x 8"),
             (("zfb_test_lengths", "d", "zfb_lam"), 8 * 4 * EVAL_CHUNK * (M + 1) * D,
              f"{EVAL_CHUNK} x (max test length + 1) x (d+1) x 4 B x 8"),
-            (("n_ref", "ref_rounds", "n_context", "zfb_n_context", "d", "zfb_lam"),
-             8 * 8 * self.n_ref * 2 ** (self.ref_rounds - 1) * (N + 1) * D,
-             "n_ref 2^(ref_rounds-1) x (N+1) x (d+1) x 8 B x 8"),
+            (("n_spectra", "d"), 8 * 8 * 2 * self.n_spectra * (self.d + 1), "2 n_spectra x (d+1) x 8 B x 8"),
         ])
 
     @property

@@ -21,14 +21,17 @@ Closed forms (from the config alone):
 * zfb_gamma / zfb_preconditioner / zfb_risk / zfb_risk_fixed_norm: Gamma, Gamma^{-1}, the test
   risk R(M) of the trained-at-N optimum on prompts of length M, and the same layer with its
   normalisation frozen at 1/N (ZFB).
-Monte-Carlo references (float64, random prompts, no transformer is trained):
-* reference_steps: K-step GD / GD++ step sizes fitted by L-BFGS on a fixed sample of prompts;
-  refined_reference_steps: the same with random restarts, then refitted on doubled fresh samples.
+Multi-step references (float64, no transformer is trained):
+* gdpp_residual / spectral_loss: the K-step GD / GD++ loss reduced to the spectrum of S, exact in the
+  task w and the query x_q; spectra + gauss_rule: a fixed sample of spectra and its Gauss rule (exact
+  for the sample's mean of b_K^2), so the step-size objective is deterministic;
+* reference: its Newton minimum (restarts, continuation from depth K-1), judged on a second sample.
 Evaluation helper: predict_prompts (the single-example model vmapped over a batch of prompts).
 """
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +39,7 @@ import numpy as np
 import scipy.optimize
 
 from theory.models.lsa import LSAParams, lsa_predict
-from theory.tasks.linear_regression import Prompt, RegressionTask, sample_batch, tokens
+from theory.tasks.linear_regression import Prompt, RegressionTask, sample_prompt, tokens
 
 
 # --- constructions ------------------------------------------------------------------------
@@ -158,93 +161,193 @@ def zfb_risk_fixed_norm(task: RegressionTask, n_ctx: int, M: int) -> float:
     return linear_risk(task, zfb_preconditioner(task, n_ctx), M, scale=M / n_ctx)
 
 
-# --- multi-step references: step sizes optimised on a fixed Monte-Carlo sample --------------------
-@functools.partial(jax.jit, static_argnames=("kind",))
-def _mc_loss(theta, X, y, x_q, y_q, kind: str):
-    K = theta.shape[0] // 2
-    etas, gammas = theta[:K], theta[K:]
+# --- multi-step references: the loss exact in (w, x_q), on a fixed sample of spectra ----------------
+def gdpp_residual(lam, etas, gammas):
+    """b_K(lambda): the factor GD++ leaves of the task on an eigen-direction of S with eigenvalue lambda.
+
+    With S = (1/N) X^T X and noiseless labels y = X w, every GD++ step keeps the inputs at X A_k and
+    the context residuals at X B_k w, A_k, B_k polynomials in S (so they commute with it):
+        S_k = A_k^2 S,   B_{k+1} = B_k (I - eta_k S_k),   A_{k+1} = A_k (I - gamma_k S_k),   A_0 = B_0 = I,
+    and the prediction is x_q^T (I - B_K) w. Per eigenvalue: a <- a (1 - gamma a^2 lam),
+    b <- b (1 - eta a^2 lam), from the pre-step a. Plain GD (gamma = 0): b = prod_k (1 - eta_k lam).
+    b_K has degree (3^K - 1)/2 in lam. The last gamma never acts (nothing reads the inputs after it)."""
+    a, b = jnp.ones_like(lam), jnp.ones_like(lam)
+    for eta, gamma in zip(etas, gammas):
+        s = a * a * lam                                        # eigenvalue of S_k
+        b, a = b * (1 - eta * s), a * (1 - gamma * s)
+    return b
+
+
+@functools.partial(jax.jit, static_argnames=("task", "n_ctx", "chunk"))
+def _spectra_chunk(key: jax.Array, task: RegressionTask, n_ctx: int, chunk: int) -> jax.Array:
+    X = jax.vmap(lambda k: sample_prompt(k, task, n_ctx).X)(jax.random.split(key, chunk))   # (chunk, N, d)
+    return jnp.linalg.eigvalsh(jnp.einsum("bni,bnj->bij", X, X) / n_ctx)                    # (chunk, d)
+
+
+def spectra(task: RegressionTask, n_ctx: int, key: jax.Array, n: int, chunk: int = 2 ** 14) -> jax.Array:
+    """Eigenvalues (n, d) of S = (1/N) X^T X for n independent contexts X (N, d) of `task` (float64
+    under theory.engine.precision; chunks of `chunk` contexts, a pure function of `key`)."""
+    chunk = min(chunk, n)
+    parts = [_spectra_chunk(jax.random.fold_in(key, i), task, n_ctx, chunk) for i in range(-(-n // chunk))]
+    return jnp.concatenate(parts)[:n]
+
+
+@functools.partial(jax.jit, static_argnames=("m",))
+def _lanczos(lam, m: int):
+    """Recurrence coefficients (alpha, beta) of the orthonormal polynomials of the uniform measure on lam."""
+    def step(carry, _):
+        q_prev, q, beta = carry
+        v = lam * q - beta * q_prev
+        alpha = q @ v
+        v = v - alpha * q
+        beta_next = jnp.linalg.norm(v)
+        return (q, v / beta_next, beta_next), (alpha, beta_next)
+    q0 = jnp.full(lam.shape, 1 / jnp.sqrt(lam.size))
+    _, (alpha, beta) = jax.lax.scan(step, (jnp.zeros_like(lam), q0, jnp.zeros(())), None, length=m)
+    return alpha, beta
+
+
+class GaussRule(NamedTuple):
+    nodes: np.ndarray     # (m,)
+    weights: np.ndarray   # (m,) summing to 1
+
+
+def gauss_rule(lam, m: int) -> GaussRule:
+    """The m-node Gauss rule of the empirical measure of the values lam (any shape): sum_j w_j p(x_j)
+    equals mean_i p(lam_i) for every polynomial p of degree <= 2m - 1 (Golub-Welsch: the nodes and
+    weights are the eigenvalues and squared first components of the Lanczos tridiagonal matrix)."""
+    alpha, beta = (np.asarray(v, np.float64) for v in _lanczos(jnp.ravel(jnp.asarray(lam)), m))
+    T = np.diag(alpha) + np.diag(beta[:-1], 1) + np.diag(beta[:-1], -1)       # (m, m)
+    nodes, U = np.linalg.eigh(T)
+    return GaussRule(nodes, U[0] ** 2)
+
+
+def rule_size(K: int) -> int:
+    """Nodes that make the Gauss rule exact for b_K^2 (degree 3^K - 1): (3^K + 1) // 2."""
+    return (3 ** K + 1) // 2
+
+
+def spectral_loss(etas, gammas, lam, weights, s2: float, d: int):
+    """1/2 E (y_hat - y_q)^2 of K-step GD / GD++ given the spectra, exact in w ~ N(0, I) and x_q:
+    with E x_q x_q^T = s2 I independent of the context, the loss is 1/2 s2 E tr B_K(S)^2
+    = 1/2 s2 d E_lambda b_K(lambda)^2, the expectation over the eigenvalues' measure (`weights` on the
+    points `lam`: a Gauss rule, or 1/size on a raw sample)."""
+    return 0.5 * s2 * d * jnp.sum(weights * gdpp_residual(lam, etas, gammas) ** 2)
+
+
+def _steps(v, K: int, kind: str, shared: bool):
+    """(etas, gammas) of all K steps from the free values v: gd shared (eta); gd per step (eta_1..K);
+    gdpp shared (eta, gamma); gdpp per step (eta_1..K, gamma_1..K-1: the last gamma never acts)."""
+    if shared:
+        etas = jnp.repeat(v[:1], K)
+        return etas, (jnp.repeat(v[1:2], K) if kind == "gdpp" else jnp.zeros(K))
+    gammas = jnp.concatenate([v[K:], jnp.zeros(1)]) if kind == "gdpp" else jnp.zeros(K)
+    return v[:K], gammas
+
+
+def n_free(K: int, kind: str, shared: bool) -> int:
+    return (1 if shared else K) + (0 if kind == "gd" else (1 if shared else K - 1))
+
+
+@functools.partial(jax.jit, static_argnames=("K", "kind", "shared"))
+def _objective(v, nodes, weights, s2, d, K: int, kind: str, shared: bool):
+    """(loss, gradient, Hessian) of the free step sizes v on a Gauss rule."""
+    def f(u):
+        return spectral_loss(*_steps(u, K, kind, shared), nodes, weights, s2, d)
+    return f(v), jax.grad(f)(v), jax.hessian(f)(v)
+
+
+def newton_minimum(v0, rule: GaussRule, task: RegressionTask, K: int, kind: str, shared: bool) -> dict:
+    """A local minimum of `spectral_loss` on a Gauss rule from v0, by Newton's method with a trust
+    region (scipy trust-exact, exact JAX Hessian, float64). Returns {"v", "loss", "decrement",
+    "min_curvature", "converged"}: decrement = g^T H^-1 g / loss (the Newton decrement, relative: the
+    predicted loss reduction of one more Newton step), min_curvature = the smallest Hessian eigenvalue.
+    Converged iff decrement <= 1e-12 and min_curvature > 0 (a strict local minimum)."""
+    s2, d = float(task.covariance_diag[0]), task.d
+    nodes, weights = jnp.asarray(rule.nodes), jnp.asarray(rule.weights)
+
+    def parts(u):
+        val, g, H = _objective(jnp.asarray(u), nodes, weights, s2, d, K, kind, shared)
+        return float(val), np.asarray(g, np.float64), np.asarray(H, np.float64)
+
+    with np.errstate(over="ignore", invalid="ignore"):      # a random start far out may overflow: it then fails
+        res = scipy.optimize.minimize(lambda u: parts(u)[:2], np.asarray(v0, np.float64), jac=True,
+                                      hess=lambda u: parts(u)[2], method="trust-exact",
+                                      options={"gtol": 1e-14, "maxiter": 500})
+        val, g, H = parts(res.x)
+        if not (np.isfinite(val) and np.all(np.isfinite(H))):
+            return {"v": res.x, "loss": val, "decrement": np.inf, "min_curvature": np.nan, "converged": False}
+        curv = np.linalg.eigvalsh(H)
+        dec = float(g @ np.linalg.solve(H, g) / val) if curv[0] > 0 else np.inf
+    return {"v": res.x, "loss": val, "decrement": dec, "min_curvature": float(curv[0]),
+            "converged": bool(np.isfinite(val) and curv[0] > 0 and dec <= 1e-12)}
+
+
+def default_start(task: RegressionTask, n_ctx: int, K: int, kind: str, shared: bool) -> np.ndarray:
+    """eta* (the one-step optimum) for every free eta, 0 for every free gamma."""
+    eta0 = optimal_one_step(task, n_ctx)[0]
+    n_eta = 1 if shared else K
+    return np.concatenate([np.full(n_eta, eta0), np.zeros(n_free(K, kind, shared) - n_eta)])
+
+
+def extend(v, K: int, kind: str) -> list[np.ndarray]:
+    """Per-step starts at depth K from the depth K-1 optimum v: the new step appended or prepended with
+    eta = 0 (the same loss as v: a zero step does nothing), the freed last gamma of v at 0."""
+    v = np.asarray(v, np.float64)
+    etas, gammas = v[:K - 1], v[K - 1:]
     if kind == "gd":
-        gammas = jnp.zeros_like(gammas)
-    pred = jax.vmap(lambda a, b, c: gd_plus_plus(a, b, c, etas, gammas))(X, y, x_q)
-    return 0.5 * jnp.mean((pred - y_q) ** 2)
+        return [np.r_[etas, 0.0], np.r_[0.0, etas]]
+    return [np.r_[etas, 0.0, gammas, 0.0], np.r_[0.0, etas, 0.0, gammas]]
 
 
-def _expand(v, K: int, n_free: int):
-    """(etas, gammas) of all K steps, (2K,), from n_free free values of each (1: shared, K: per step)."""
-    return jnp.concatenate([jnp.repeat(v[:n_free], K // n_free), jnp.repeat(v[n_free:], K // n_free)])
+def per_matrix_loss(etas, gammas, lam, s2: float, d: int) -> jax.Array:
+    """1/2 s2 sum_i b_K(lambda_i)^2 per context (n,) on raw spectra lam (n, d): mean = the sample's loss."""
+    return 0.5 * s2 * jnp.sum(gdpp_residual(lam, etas, gammas) ** 2, axis=1)
 
 
-@functools.partial(jax.jit, static_argnames=("kind", "K", "n_free"))
-def _mc_value_and_grad(v, X, y, x_q, y_q, kind: str, K: int, n_free: int):
-    """The MC loss of the free step sizes v and its gradient, one compiled program per shape."""
-    return jax.value_and_grad(lambda u: _mc_loss(_expand(u, K, n_free), X, y, x_q, y_q, kind))(v)
+def reference(task: RegressionTask, n_ctx: int, K: int, kind: str, shared: bool, fit: tuple, val: tuple,
+              key: jax.Array, restarts: int, previous: np.ndarray | None = None) -> dict:
+    """K-step GD or GD++ step sizes minimising the loss on a fixed sample of spectra; its settlement.
 
+    fit, val: (raw spectra (n, d), GaussRule of them) of two independent samples. The loss is exact
+    in w and x_q (`spectral_loss`), and the Gauss rule evaluates it on the fit sample exactly (to
+    rounding) at any step sizes, so the minimisation is deterministic: Newton's method from the
+    default start, from the depth K-1 optimum `previous` extended by one step (`extend`), and, per
+    step only, from `restarts` random starts (etas ~ U(0, 8 eta*), gammas ~ U(0, 8)). Of the local
+    minima (several at K >= 2 per step) the one with the lowest loss on the validation sample wins.
 
-def reference_steps(task: RegressionTask, n_ctx: int, K: int, kind: str, shared: bool,
-                    key: jax.Array, n_tasks: int = 4096, starts=None) -> tuple[np.ndarray, np.ndarray, float]:
-    """Optimise K-step GD or GD++ step sizes on a fixed MC sample (L-BFGS, exact JAX gradients).
-
-    kind: "gd" (gamma = 0) or "gdpp"; shared: one (eta, gamma) for every step (the recurrent,
-    weight-tied model) or one per step. `starts`: initial free values (n_starts, 2 n_free), the
-    best final loss wins; default one start at (eta*/2, gamma = 0). Returns (etas, gammas,
-    training-sample loss). Call under float64 (theory.engine.precision). Evaluate the returned
-    steps on a separate sample.
-    """
-    if kind not in ("gd", "gdpp"):
-        raise ValueError(kind)
-    p = sample_batch(key, task, n_ctx, n_tasks)
-    n_free = 1 if shared else K
-
-    def f(v):
-        val, g = _mc_value_and_grad(jnp.asarray(v), p.X, p.y, p.x_q, p.y_q, kind, K, n_free)
-        return float(val), np.asarray(g, dtype=np.float64)
-
-    starts = default_start(task, n_ctx, n_free)[None] if starts is None else np.asarray(starts, np.float64)
-    best = min((scipy.optimize.minimize(f, v0, jac=True, method="L-BFGS-B",
-                                        options={"gtol": 1e-10, "ftol": 1e-14, "maxiter": 2000})
-                for v0 in starts), key=lambda r: r.fun if np.isfinite(r.fun) else np.inf)
-    theta = np.asarray(_expand(jnp.asarray(best.x), K, n_free))
-    gammas = theta[K:] if kind == "gdpp" else np.zeros(K)
-    return theta[:K], gammas, float(best.fun)
-
-
-def default_start(task: RegressionTask, n_ctx: int, n_free: int) -> np.ndarray:
-    """(eta0/2 for every free eta, 0 for every free gamma), eta0 = eta* (isotropic) or 1/mean(Lambda)."""
-    iso = np.allclose(task.covariance_diag, task.covariance_diag[0])
-    eta0 = optimal_one_step(task, n_ctx)[0] if iso else 1.0 / float(np.mean(task.covariance_diag))
-    return np.concatenate([np.full(n_free, 0.5 * eta0), np.zeros(n_free)])
-
-
-def refined_reference_steps(task: RegressionTask, n_ctx: int, K: int, kind: str, shared: bool,
-                            key: jax.Array, n_tasks: int, restarts: int, rounds: int) -> list[dict]:
-    """`reference_steps` refined until it stops moving: one entry per round r = 0..rounds-1.
-
-    Round 0 fits on n_tasks prompts from the default start and, per-step references only (shared
-    ones have one eta and one gamma), `restarts` random ones (etas ~ U(0, 8 eta0), gammas ~ U(0, 8):
-    the per-step GD++ loss has several local minima, e.g. 0.091, 0.097, 0.103 at K = 2); round
-    r >= 1 refits on a fresh sample of n_tasks 2^r prompts from the previous round's optimum.
-    Each entry: {"etas", "gammas", "train_loss", "n_tasks"}. The caller evaluates every round's
-    steps on the same held-out prompts; their change between the last two rounds is the
-    reference's own error (sample size and optimiser together)."""
-    n_free = 1 if shared else K
-    v0 = default_start(task, n_ctx, n_free)
-    eta0 = 2 * float(v0[0])
-    u = np.asarray(jax.random.uniform(jax.random.fold_in(key, 0), (0 if shared else restarts, 2 * n_free)),
-                   np.float64)
-    starts = np.concatenate([v0[None], 8.0 * u * np.r_[np.full(n_free, eta0), np.ones(n_free)]])
-    out = []
-    for r in range(rounds):
-        n = n_tasks * 2 ** r
-        etas, gammas, loss = reference_steps(task, n_ctx, K, kind, shared, jax.random.fold_in(key, r + 1), n,
-                                             starts if r == 0 else _free(out[-1], K, n_free)[None])
-        out.append({"etas": etas, "gammas": gammas, "train_loss": loss, "n_tasks": n})
-    return out
-
-
-def _free(entry: dict, K: int, n_free: int) -> np.ndarray:
-    """The free values (etas then gammas, n_free each) of a round's steps (inverse of `_expand`)."""
-    idx = np.arange(0, K, K // n_free)
-    return np.concatenate([np.asarray(entry["etas"])[idx], np.asarray(entry["gammas"])[idx]])
+    Returns {"etas", "gammas", "free", "fit_loss", "val_loss", "val_se", "gap", "gap_se",
+    "decrement", "min_curvature", "converged", "minima"}: gap = val_loss / fit_loss - 1 (the
+    in-sample optimism; O(1/n) for a regular optimum) with its standard error gap_se (both samples'
+    per-context s.e., independent); minima = the distinct local minima's (fit, validation) losses.
+    Call under float64."""
+    if not (task.noise == 0 and np.allclose(task.covariance_diag, task.covariance_diag[0])):
+        raise ValueError("the spectral loss assumes isotropic inputs and noiseless labels")
+    s2, d, p = float(task.covariance_diag[0]), task.d, n_free(K, kind, shared)
+    eta0 = optimal_one_step(task, n_ctx)[0]
+    starts = [default_start(task, n_ctx, K, kind, shared)]
+    if previous is not None and not shared:
+        starts += extend(previous, K, kind)
+    if not shared and restarts:
+        u = np.asarray(jax.random.uniform(key, (restarts, p)), np.float64)          # (restarts, p)
+        starts += list(8.0 * u * np.r_[np.full(K, eta0), np.ones(p - K)])
+    found = [newton_minimum(v0, fit[1], task, K, kind, shared) for v0 in starts]
+    found = [f for f in found if f["converged"]]
+    if not found:
+        raise RuntimeError(f"no start converged to a local minimum (K={K}, {kind}, shared={shared})")
+    val_loss = [float(spectral_loss(*_steps(jnp.asarray(f["v"]), K, kind, shared), jnp.asarray(val[1].nodes),
+                                    jnp.asarray(val[1].weights), s2, d)) for f in found]
+    best = int(np.argmin(val_loss))
+    etas, gammas = (np.asarray(a, np.float64) for a in _steps(jnp.asarray(found[best]["v"]), K, kind, shared))
+    per = [np.asarray(per_matrix_loss(etas, gammas, lam, s2, d)) for lam in (fit[0], val[0])]   # (n,) each
+    means, ses = [float(np.mean(x)) for x in per], [float(np.std(x) / np.sqrt(x.size)) for x in per]
+    minima = sorted({(round(f["loss"], 7), round(v, 7)) for f, v in zip(found, val_loss)})
+    return {"etas": etas.tolist(), "gammas": gammas.tolist(), "free": found[best]["v"].tolist(),
+            "fit_loss": found[best]["loss"], "val_loss": val_loss[best], "val_se": ses[1],
+            "gap": val_loss[best] / found[best]["loss"] - 1,
+            "gap_se": float(np.hypot(*ses) / means[0]),
+            "decrement": found[best]["decrement"], "min_curvature": found[best]["min_curvature"],
+            "converged": found[best]["converged"], "minima": [list(m) for m in minima], "n_starts": len(starts)}
 
 
 # --- evaluating LSA weights on a batch of prompts -------------------------------------------------
