@@ -62,6 +62,14 @@ CLAIMS: dict[str, ClaimSpec] = {c.name: c for c in [
         "generalises later, and ends as the construction.",
         "Gromov 2023 (arXiv 2301.02679); Doshi, Das, He & Gromov 2024 (arXiv 2310.13061, code d-doshi/Grokking)",
         "experiments.modular_arithmetic"),
+    ClaimSpec(
+        "composition",
+        "Transformers compose through associative memories: one gradient step stores N pairs once "
+        "d ~ sqrt(2 N ln M), a two-layer attention-only model learns an induction head from three "
+        "such memories; and a k-step computation succeeds with probability ~ prod (1 - eps_i).",
+        "Bietti, Cabannes, Bouchacourt, Jegou & Bottou 2023 (arXiv 2306.00802, code albietz/transformer-birth); "
+        "Dziri et al. 2023 (arXiv 2305.18654)",
+        "experiments.composition"),
 ]}
 
 

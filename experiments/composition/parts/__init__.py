@@ -1,0 +1,1 @@
+"""The parts of `composition`, one module each (predict / measure / judge)."""
