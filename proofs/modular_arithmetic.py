@@ -77,7 +77,10 @@ def prove_restricted_projection_idempotent(p: int = 5, keys=(1, 2)) -> None:
     """The restricted-loss projection Pi (Nanda et al. 2023, Sec. 5.1: project the logits, as a
     function of (a, b), on span{cos(w_k (a+b)), sin(w_k (a+b))} over the key frequencies k) is an
     orthogonal projection: Pi^2 = Pi and Pi^T = Pi. Shown exactly for the p^2 x 2K basis matrix B
-    with Pi = B (B^T B)^{-1} B^T."""
+    with Pi = B (B^T B)^{-1} B^T. With the paper's bias correction (progress-measures-paper, helpers.py
+    `test_logits`: add back the pairs' mean of the removed part) the restricted logits are
+    R L = Pi L + (1/p^2) 1 1^T (I - Pi) L; since Pi 1 = 0 (the directions have mean 0 over the pairs),
+    R L = Pi L + mean_pairs(L), and R is idempotent too (R^2 = R), shown on the same matrices."""
     rows = []
     for a in range(p):
         for b in range(p):
@@ -92,3 +95,9 @@ def prove_restricted_projection_idempotent(p: int = 5, keys=(1, 2)) -> None:
     Pi = B * G.inv() * B.T
     assert sp.simplify(Pi * Pi - Pi) == sp.zeros(p * p, p * p)
     assert sp.simplify(Pi.T - Pi) == sp.zeros(p * p, p * p)
+    one = sp.ones(p * p, 1)
+    assert sp.simplify(Pi * one) == sp.zeros(p * p, 1)                    # the key directions have mean 0
+    mean = one * one.T / (p * p)
+    R = Pi + mean * (sp.eye(p * p) - Pi)
+    assert sp.simplify(R - (Pi + mean)) == sp.zeros(p * p, p * p)        # R L = Pi L + mean_pairs(L)
+    assert sp.simplify(R * R - R) == sp.zeros(p * p, p * p)

@@ -1,5 +1,6 @@
 """Claim `modular_arithmetic`: the Fourier algorithm for a + b mod p, exactly (Gromov 2023) and
-learned through grokking by a quadratic MLP (Gromov 2023; d-doshi/Grokking's training scripts).
+learned through grokking by a quadratic MLP (Gromov 2023; d-doshi/Grokking's training scripts) and by
+Nanda et al. 2023's one-layer transformer (arXiv 2301.05217; progress-measures-paper's code).
 
 Parts (experiments/modular_arithmetic/parts/<name>.py; each module's docstring gives its math):
 
@@ -18,18 +19,28 @@ Parts (experiments/modular_arithmetic/parts/<name>.py; each module's docstring g
                      single-frequency projection keeps the test accuracy: the learned network is
                      Part 1's construction. In the full preset a weight-decay-1 run is reported
                      beside as the control.
+4. transformer       (full preset: transformer_p = 113, 40k epochs; 0 leaves it out, as the quick
+                     preset does: it does not fit the minute) Nanda et al.'s one-layer ReLU transformer
+                     on [a, b, =] (theory/models/relu_transformer.py), full-batch AdamW: test accuracy
+                     >= 0.95; the restricted loss (logits on the key frequencies' cos/sin(w_k(a+b))
+                     directions, all pairs) falls below 0.1 >= 2k epochs before the test loss falls
+                     below 1; the excluded loss (those directions removed, training pairs) rises > 5
+                     nats during circuit formation; the embedding holds >= 0.8 of its Fourier norm in 6
+                     frequencies, which contain the MLP neurons' key frequencies; the logit variance
+                     on cos(w_k(a+b-c)) is compared with the paper's 95% (judged only at 40k epochs).
+                     The measures come from parameter snapshots every 200 epochs
+                     (experiments/modular_arithmetic/progress.py).
 
-Nanda et al. 2023's one-layer transformer with progress measures (the issue's Part 3, full preset)
-is not implemented yet (`transformer_p` is accepted and validated; 0 leaves it out).
 Parts 2-3 train in float32 (the MSE loss recomputed in float64 agrees to ~1e-7, a sanity check);
-all seeds of a setting are one vmapped sweep, each run's train/test split drawn from its own key.
+the transformer keeps float32 weights with its log-softmax in float64 (the part runs with x64 on).
+All seeds of a setting are one vmapped sweep, each run's train/test split drawn from its own key.
 """
 from experiments.modular_arithmetic.config import Config
 from experiments.modular_arithmetic.figure import plot
-from experiments.modular_arithmetic.parts import closed_form, fourier_features, grokking
+from experiments.modular_arithmetic.parts import closed_form, fourier_features, grokking, transformer
 
 PRECISION = "float32"   # training; the closed-form part runs in float64
 
-PARTS = (closed_form.PART, grokking.PART, fourier_features.PART)
+PARTS = (closed_form.PART, grokking.PART, fourier_features.PART, transformer.PART)
 
 __all__ = ["PRECISION", "Config", "PARTS", "plot"]

@@ -7,6 +7,13 @@ import dataclasses
 from theory.errors import SandboxError
 from theory.harness.config import check_fields, require_increasing, require_length, require_memory, require_positive
 
+T_LOG_EVERY = 200     # the transformer's snapshot interval in epochs (experiments/modular_arithmetic/runs.py)
+
+
+def n_params(p: int, D: int = 128, F: int = 512) -> int:
+    """Parameters of the transformer at modulus p (vocabulary p + 1, 3 positions, 4 heads of D / 4)."""
+    return 2 * (p + 1) * D + 3 * D + 4 * D * D + F * D * 2 + F + D
+
 
 def is_prime(n: int) -> bool:
     return n >= 2 and all(n % d for d in range(2, int(n ** 0.5) + 1))
@@ -28,8 +35,10 @@ class Config:
     epochs: tuple[int, int] = (400, 300)         # full-batch epochs: (grokking run, Fourier runs)
     # --- Part 3: Nanda et al.'s one-layer transformer (0 = part left out) ---
     transformer_p: int = 0                       # modulus of the transformer (progress-measures-paper: 113);
-                                                 # 0 = left out (the part is not implemented yet)
-    transformer_epochs: int = 20000              # full-batch AdamW steps of the transformer (reserved)
+                                                 # 0 = left out (the quick preset: it does not fit the minute)
+    transformer_epochs: int = 40000              # full-batch AdamW epochs, as the paper's model (cleanup ends
+                                                 # ~14k at p = 113); a multiple of T_LOG_EVERY
+    transformer_seeds: int = 1                   # transformer runs (one vmapped sweep)
     seeds: int = 3                               # constructions per width (Part 1), runs per setting (2, 3)
 
     @classmethod
@@ -38,8 +47,7 @@ class Config:
 
     @classmethod
     def full(cls) -> "Config":
-        # transformer_p stays 0: the transformer part (Nanda et al. 2023) is not implemented yet
-        return cls(primes=(23, 97, 113), weight_decay=(0.0, 5.0, 1.0), seeds=5)
+        return cls(primes=(23, 97, 113), weight_decay=(0.0, 5.0, 1.0), seeds=5, transformer_p=113)
 
     def validate(self) -> None:
         """Refuse a config this claim cannot run (SandboxError naming the field), before any work.
@@ -47,10 +55,12 @@ class Config:
         Memory: the largest allocation is estimated as 8x (weights, Adam moments, gradients,
         activations) the float32 hidden activations of one training step of the MLP sweep,
         3 seeds x p^2 x N x 4 B, or 2x the float64 logits of Part 1 at its largest prime,
-        p^2 x p x 8 B x 2 (and the same p^2 x max N hidden layer)."""
+        p^2 x p x 8 B x 2 (and the same p^2 x max N hidden layer), or the transformer's parameter
+        snapshots (runs x epochs / 200 x its parameters x 4 B) beside 8 float64 copies of the MLP
+        activations of all pairs (p^2 x 512 x 8 B x 8, the progress measures)."""
         check_fields(self)
         require_positive(self, "primes", "widths", "mlp_p", "mlp_width", "train_frac", "epochs",
-                         "seeds", "transformer_epochs")
+                         "seeds", "transformer_epochs", "transformer_seeds")
         require_increasing(self, "widths")
         require_increasing(self, "primes")
         for p in self.primes:
@@ -62,9 +72,9 @@ class Config:
         if self.transformer_p and (self.transformer_p < 5 or not is_prime(self.transformer_p)):
             raise SandboxError(f"transformer_p must be 0 (part left out) or an odd prime >= 5, "
                                f"got {self.transformer_p}")
-        if self.transformer_p:
-            raise SandboxError(f"transformer_p={self.transformer_p}: the transformer part (Nanda et al. 2023) "
-                               f"is not implemented yet; only transformer_p=0 runs")
+        if self.transformer_epochs % T_LOG_EVERY:
+            raise SandboxError(f"transformer_epochs must be a multiple of {T_LOG_EVERY} (the snapshot interval), "
+                               f"got {self.transformer_epochs}")
         require_length(self, "train_frac", 2, 2, "the grokking run and the Fourier runs")
         require_length(self, "weight_decay", 2, 3, "grokking, Fourier and optionally the control")
         require_length(self, "epochs", 2, 2, "the grokking run and the Fourier runs")
@@ -83,4 +93,7 @@ class Config:
              "2 seeds x p^2 x N x 4 B x 8"),
             (("primes", "widths"), 2 * 8 * big ** 2 * max(big, max(self.widths), 300),
              "p^2 x max(p, N) x 8 B x 2"),
+            (("transformer_p", "transformer_epochs", "transformer_seeds"),
+             self.transformer_seeds * (self.transformer_epochs // T_LOG_EVERY) * 4 * n_params(self.transformer_p)
+             + 8 * 8 * self.transformer_p ** 2 * 512, "snapshots x parameters x 4 B + 8 x p^2 x 512 x 8 B"),
         ])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from experiments.modular_arithmetic.parts import transformer as tpart
 from experiments.modular_arithmetic.parts.fourier_features import stats
 from experiments.modular_arithmetic.parts.grokking import events
 from theory.predictions import modular_arithmetic as pred
@@ -13,7 +14,7 @@ COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown"]
 def plot(result: dict):
     from theory.harness.plotting import MEAS, PRED, figure
     d, cfg = result["data"], result["config"]
-    fig, axes = figure(2, 3, width=4.2, height=3.3)
+    fig, axes = figure(3 if "transformer" in d else 2, 3, width=4.2, height=3.3)
 
     ax = axes[0, 0]
     if "grokking" in d:
@@ -82,4 +83,39 @@ def plot(result: dict):
         ax.plot(t, t, **PRED, label="φ_out = φ_a + φ_b")
         ax.set(xlabel="φ_a + φ_b (wrapped)", ylabel="φ_out", title="Fourier neurons: phase relation")
         ax.legend(fontsize=7)
+    if "transformer" in d:
+        _transformer_panels(axes[2], d["transformer"]["measured"], cfg)
     return fig
+
+
+def _transformer_panels(axes, M: dict, cfg: dict) -> None:
+    """Run 0 of Part 3: the progress measures over training, the accuracies, the embedding's spectrum."""
+    ep = np.asarray(M["epochs"], float)
+    ev = tpart.events(M, 0)
+    title = f"transformer p={cfg['transformer_p']}"
+    ax = axes[0]
+    for key, color, label in (("train_loss", "tab:blue", "train loss"), ("test_loss", "tab:red", "test loss"),
+                              ("restricted_loss", "tab:green", "restricted loss (all pairs)"),
+                              ("excluded_loss", "tab:purple", "excluded loss (train)")):
+        ax.plot(ep, np.maximum(np.asarray(M[key][0], float), 1e-9), color=color, lw=1.2, label=label)
+    for t, ls, label in ((ev["t_mem"], ":", "train acc 1"), (ev["t_restricted"], "-.", "restricted < 0.1"),
+                         (ev["t_grok"], "--", "test loss < 1")):
+        if np.isfinite(t):
+            ax.axvline(t, color="0.4", ls=ls, lw=0.8, label=f"{label} ({t:g})")
+    ax.set(yscale="log", xlabel="epoch (full batch)", ylabel="cross-entropy (nats)",
+           title=f"{title}: progress measures (Nanda et al. Fig. 7)")
+    ax.legend(fontsize=6)
+    ax = axes[1]
+    ax.plot(ep, M["train_acc"][0], color="tab:blue", lw=1.2, label="train accuracy")
+    ax.plot(ep, M["test_acc"][0], color="tab:red", lw=1.2, label="test accuracy")
+    ax.plot(ep, M["logit_variance"][0], color="tab:green", lw=1.2,
+            label="logit variance on cos(w_k(a+b-c)), key k")
+    ax.set(xlabel="epoch (full batch)", ylabel="fraction", ylim=(-0.02, 1.02), title=f"{title}: accuracy")
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    spec = np.asarray(M["embedding_spectrum"][0], float)
+    k = np.arange(spec.size)
+    keyset = set(int(x) for x in M["key_freqs"][0])
+    ax.bar(k[1:], spec[1:] / spec.sum(), color=["tab:red" if i in keyset else "tab:gray" for i in k[1:]])
+    ax.set(xlabel="frequency k (red: MLP key frequencies)", ylabel="fraction of ||W_E||² (number tokens)",
+           title=f"{title}: embedding Fourier spectrum, final")

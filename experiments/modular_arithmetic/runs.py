@@ -9,6 +9,15 @@ decays by `theory.engine.sweep.sweep`.
     optimizer AdamW lr 1e-2, betas (0.9, 0.98), eps 1e-8, decoupled weight decay wd (traced)
     log       every LOG_EVERY epochs (the grokking run; the Fourier runs log once, at the end): train and
               test accuracy
+
+and Nanda et al. 2023's one-layer transformer (progress-measures-paper, transformers.py `Config`,
+`Trainer`, `full_loss`): run key -> k_split, k_init; training fraction 0.3 of the p^2 pairs (round(0.3
+p^2): 3831 at p = 113, theirs int(): 3830); init as theory/models/relu_transformer.py; AdamW lr 1e-3,
+wd 1 (every parameter, biases included, as torch's AdamW over model.parameters()), betas (0.9, 0.98),
+eps 1e-8, lr min((step + 1)/10, 1) x 1e-3 (theirs LambdaLR min(step/10, 1): the same ramp one step
+earlier, so their step 0 does not move); full batch, one step = one epoch; a parameter snapshot every
+T_LOG_EVERY epochs in the trace (the progress measures are computed from the snapshots afterwards).
+Cost: only the '=' row is computed (relu_transformer.last_logits); the MLP of 3831 rows dominates.
 """
 from __future__ import annotations
 
@@ -17,9 +26,11 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from theory.engine.sweep import sweep  # noqa: F401  (the parts train through this module only)
+from experiments.modular_arithmetic.config import T_LOG_EVERY
+from theory.engine.sweep import sweep  # the parts train through this module only
 from theory.engine.train import OptimizerConfig, make_optimizer, train
 from theory.models import quadratic_mlp as qm
+from theory.models import relu_transformer as rt
 from theory.tasks import modular
 
 LR = 1e-2
@@ -63,3 +74,39 @@ def sweep_mlp(cfg, frac: float, epochs: int, keys: jax.Array, wds, progress, log
     """Every run of one (frac, epochs) setting in one vmapped sweep (one compile)."""
     run = functools.partial(mlp_run, cfg.mlp_p, cfg.mlp_width, float(frac), int(epochs), int(log_every), progress)
     return sweep(run, keys, wd=jnp.asarray(wds, dtype=jnp.result_type(float)))
+
+
+# --- Part 3: Nanda et al. 2023's one-layer transformer (progress-measures-paper, transformers.py) ---
+T_LR = 1e-3
+T_WD = 1.0
+T_BETAS = (0.9, 0.98)
+T_WARMUP = 10            # LambdaLR(min(step / 10, 1)); here lr * min((step + 1) / 10, 1): one step earlier
+T_FRAC = 0.3
+T_SHAPE = {"d_model": 128, "n_heads": 4, "d_mlp": 512}
+
+
+def transformer_instance(key: jax.Array, p: int):
+    """(train pairs, test pairs, initial params) of a transformer run: inputs [a, b, =] with '=' = token p."""
+    k_split, k_init = jax.random.split(key)
+    train_set, test_set = modular.split(k_split, p, T_FRAC)
+    params = rt.init_relu_transformer(k_init, p + 1, 3, dtype=jnp.float32, **T_SHAPE)
+    return train_set, test_set, params
+
+
+def transformer_run(p: int, epochs: int, progress, key, run_id):
+    """Full-batch AdamW (lr 1e-3, wd 1, betas (0.9, 0.98), 10-step warm-up) on the cross-entropy of
+    the last position, float32 weights and a float64 log-softmax; the trace holds a parameter snapshot
+    every T_LOG_EVERY epochs."""
+    train_set, _, p0 = transformer_instance(key, p)
+    opt = make_optimizer(OptimizerConfig(name="adamw", b1=T_BETAS[0], b2=T_BETAS[1], eps=EPS, weight_decay=T_WD,
+                                         schedule="warmup_cosine", warmup=T_WARMUP, final_lr_frac=1.0),
+                         T_LR, epochs)
+    loss = lambda q, s: rt.cross_entropy(rt.last_logits(q, s.a, s.b, p), s.c)
+    return train(key, p0, loss, lambda k: train_set, opt, steps=epochs, log_every=T_LOG_EVERY,
+                 log_fn=lambda q: q, run_id=run_id, progress=progress)
+
+
+def sweep_transformer(cfg, keys: jax.Array, progress):
+    """Every transformer run (one per key) in one vmapped sweep: (final params, trace with snapshots)."""
+    run = functools.partial(transformer_run, int(cfg.transformer_p), int(cfg.transformer_epochs), progress)
+    return sweep(run, keys)

@@ -59,8 +59,11 @@ CLAIMS: dict[str, ClaimSpec] = {c.name: c for c in [
         "modular_arithmetic",
         "A quadratic MLP computes a + b mod p by a Fourier product-to-sum algorithm with a closed "
         "form (Gromov 2023), and one trained in the setup of Doshi et al. groks it: memorises first, "
-        "generalises later, and ends as the construction.",
-        "Gromov 2023 (arXiv 2301.02679); Doshi, Das, He & Gromov 2024 (arXiv 2310.13061, code d-doshi/Grokking)",
+        "generalises later, and ends as the construction; a one-layer transformer groks it too, and "
+        "its progress measures (restricted and excluded loss on the key frequencies) move before the "
+        "test loss does (Nanda et al. 2023).",
+        "Gromov 2023 (arXiv 2301.02679); Doshi, Das, He & Gromov 2024 (arXiv 2310.13061, code d-doshi/Grokking); "
+        "Nanda, Chan, Lieberum, Smith & Steinhardt 2023 (arXiv 2301.05217)",
         "experiments.modular_arithmetic"),
     ClaimSpec(
         "composition",
