@@ -66,6 +66,14 @@ CLAIMS: dict[str, ClaimSpec] = {c.name: c for c in [
         "Nanda, Chan, Lieberum, Smith & Steinhardt 2023 (arXiv 2301.05217)",
         "experiments.modular_arithmetic"),
     ClaimSpec(
+        "arithmetic",
+        "A transformer learning 2-digit addition from N revealed sums needs about as many as completing "
+        "the rank-2 table of a + b does (Lee et al.), and positions that encode digit significance "
+        "(coupled ids, Abacus) let addition generalize to longer operands where absolute positions fail.",
+        "Lee, Sreenivasan, Lee, Lee & Papailiopoulos 2024 (arXiv 2307.03381); Cho et al. 2024 (arXiv "
+        "2405.20671); McLeish et al. 2024 (arXiv 2405.17399)",
+        "experiments.arithmetic"),
+    ClaimSpec(
         "composition",
         "Transformers compose through associative memories: one gradient step stores N pairs once "
         "d ~ sqrt(2 N ln M), a two-layer attention-only model learns an induction head from three "

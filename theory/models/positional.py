@@ -8,7 +8,9 @@ Every encoding is a function of integer POSITIONS p (T,), so the randomized vari
 
 and everything else (tables, rotations, biases) is shared. `positions(pe, key, n, T)` is the one
 place position ids are made (per sequence or shared by a batch); other generators belong beside
-it. The three ways an encoding enters a transformer (the hook `theory.models.transformer` calls):
+it, e.g. the position-id generators of multi-digit addition, which give the digits of one
+significance one id (`coupled_ids`, Cho et al. 2024; `abacus_ids`, McLeish et al. 2024). The three
+ways an encoding enters a transformer (the hook `theory.models.transformer` calls):
 
     additive embedding   x_i <- x_i + PE(p_i)                    none | sin_cos | learned
     rotation of q, k     q_i <- R(p_i) q_i,  k_j <- R(p_j) k_j    rope      (score depends on p_i - p_j)
@@ -111,6 +113,42 @@ def positions(pe: PEConfig, key: jax.Array, n: jax.Array | int, T: int, batch: i
         rnd = jax.vmap(lambda k, m: sample_positions(k, m, T, pe.max_len))(
             jax.random.split(key, batch), n_b)                    # (B, T)
     return rnd if static else jnp.where(randomized, rnd, det)
+
+
+# --- position ids by digit significance (addition) -------------------------------------------------
+def coupled_ids(sig: jax.Array, n: jax.Array | int, start: jax.Array | int) -> jax.Array:
+    """Position coupling (Cho et al. 2024; HanseulJo/position-coupling src/data/addition.py): ids (T,).
+
+    sig (T,) is each token's digit significance i (the digit of 10^i) in either operand or the
+    answer, -1 for the separators + and =, and -2 for padding; n is the operand length after
+    zero-padding and start the first id (U{1..max_pos - n - 1} in training, 1 at test). With
+    end = start + n + 1:
+
+        digit of significance i  ->  end - 1 - i        (start + n .. start: one id per significance)
+        + and =                  ->  end
+        padding                  ->  0
+
+    e.g. 0 5 7 + 4 6 8 = 5 2 5 0 (057 + 468 = 0525, answer reversed; n = 3, start = 1, end = 5):
+          2 3 4 5 2 3 4 5 4 3 2 1.
+    """
+    end = jnp.asarray(start, jnp.int32) + jnp.asarray(n, jnp.int32) + 1       # ()
+    sig = jnp.asarray(sig, jnp.int32)                                         # (T,)
+    return jnp.where(sig >= 0, end - 1 - sig, jnp.where(sig == -1, end, 0)).astype(jnp.int32)
+
+
+def abacus_ids(index: jax.Array, offset: jax.Array | int) -> jax.Array:
+    """Abacus positions (McLeish et al. 2024; mcleish7/arithmetic abacus.py): ids (T,).
+
+    index (T,) is each digit's 1-based place within its run of digits (numbers written least
+    significant digit first, so index = significance + 1) and 0 for every other token; one offset
+    k ~ U{0..max_k} per batch in training (0 at test) is added to the digits' ids:
+
+        digit at place j  ->  j + k;    other tokens  ->  0
+
+    e.g. 7 5 + 8 6 4 = 5 2 5 (57 + 468 = 525 reversed), k = 0: 1 2 0 1 2 3 0 1 2 3.
+    """
+    index = jnp.asarray(index, jnp.int32)                                     # (T,)
+    return jnp.where(index > 0, index + jnp.asarray(offset, jnp.int32), 0).astype(jnp.int32)
 
 
 # --- additive embeddings ------------------------------------------------------------------------
