@@ -38,9 +38,21 @@ All seeds of a setting are one vmapped sweep, each run's train/test split drawn 
 from experiments.modular_arithmetic.config import Config
 from experiments.modular_arithmetic.figure import plot
 from experiments.modular_arithmetic.parts import closed_form, fourier_features, grokking, transformer
+from theory.harness.config import Knob
 
 PRECISION = "float32"   # training; the closed-form part runs in float64
 
 PARTS = (closed_form.PART, grokking.PART, fourier_features.PART, transformer.PART)
 
-__all__ = ["PRECISION", "Config", "PARTS", "plot"]
+# `sandbox explore` knobs (theory/harness/explore.py): the main one first; both are (grokking run,
+# Fourier runs) pairs, plotted against the grokking run's entry
+KNOBS = (
+    Knob("train_frac", ((0.2, 0.5), (0.3, 0.5), (0.5, 0.5), (0.7, 0.5)),
+         "training fraction of the grokking run: the delay between memorisation and generalisation "
+         "shrinks as the fraction grows (Power et al. 2022; Doshi et al. 2024's phase diagrams)",
+         part="grokking", axis="first", paper=(0.3, 0.5)),
+    Knob("weight_decay", ((0.0, 5.0), (1.0, 5.0), (5.0, 5.0)),
+         "AdamW weight decay of the grokking run", part="grokking", axis="first"),
+)
+
+__all__ = ["KNOBS", "PRECISION", "Config", "PARTS", "plot"]
