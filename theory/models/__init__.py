@@ -19,5 +19,11 @@ Modules
                    Boix-Adsera et al.)
   yz_attention     the (Y, Z) one-layer model of Tian et al. 2023 (scan and snap)
   transformer      the encoder/decoder transformer of the algorithmic tasks (Ruoss et al. 2023)
-  positional       positional encodings: sin/cos, learned, relative, RoPE, ALiBi, randomized
+  positional       positional encodings: sin/cos, learned, relative, RoPE, ALiBi, randomized; coupled
+                   and Abacus position ids of addition (Cho et al. 2024; McLeish et al. 2024)
+  quadratic_mlp    the 2p -> N -> p MLP with x^2 activation of modular addition (Gromov 2023)
+  relu_transformer the one-layer ReLU transformer of Nanda et al. 2023 (no LayerNorm; last-row forward)
+  adder            a hand-set one-layer transformer that adds over coupled position ids (arithmetic)
+  associative_memory  a linear associative memory u_y^T W e_x and its one gradient step (Bietti et al. 2023)
+  induction_transformer  Bietti et al.'s two-layer attention-only transformer with frozen embeddings
 """
