@@ -248,9 +248,9 @@ WRONG = [
     ("construction", "one wrong sum at 12 digits", _em("coupled", 11, 0.9999), ["construction_coupled_exact"]),
     ("construction", "absolute slots that still add at 7 digits", _em("absolute", 6, 0.5),
      ["construction_absolute_beyond_layout"]),
-    ("positions", "coupled fails at 10 digits in one seed", _scheme("coupled", 10, 0.6, seed=1),
+    ("positions", "coupled fails at 10 digits in one seed", _scheme("coupled", 10, 0.6, seed=0),
      ["coupled_at_10"]),
-    ("positions", "learned absolute generalizes to 6 digits", _scheme("learned", 6, 0.3, seed=2),
+    ("positions", "learned absolute generalizes to 6 digits", _scheme("learned", 6, 0.3, seed=0),
      ["learned_beyond_training"]),
 ]
 
