@@ -105,7 +105,7 @@ def per_sequence(params, spec: RunSpec, ex):
         logp = jax.nn.log_softmax(out, axis=-1)                                   # (M, C)
         nll = -jnp.sum(logp * jax.nn.one_hot(e.y, out.shape[-1], dtype=logp.dtype), axis=-1)   # (M,)
         right = (jnp.argmax(out, axis=-1) == e.y) | ~e.y_mask                     # (M,)
-        return jnp.sum(nll * e.y_mask), jnp.all(right).astype(out.dtype)
+        return jnp.sum(nll * e.y_mask.astype(nll.dtype)), jnp.all(right).astype(out.dtype)
     return jax.vmap(one)(ex)
 
 

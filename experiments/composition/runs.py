@@ -48,7 +48,7 @@ def accuracies(trained, frozen, P, s: bigram.Sample) -> dict:
     real = jnp.result_type(float)
     frac = lambda hit, m, axis=None: (jnp.sum(hit & m, axis=axis) / jnp.maximum(jnp.sum(m, axis=axis), 1)).astype(real)
     has = jnp.any(target, axis=1)                                          # (B,)
-    per_seq = jnp.sum(jnp.where(has, frac(bigram_only, target, 1), 0.0)) / jnp.maximum(jnp.sum(has), 1)
+    per_seq = jnp.sum(jnp.where(has, frac(bigram_only, target, 1), 0.0)) / jnp.maximum(jnp.sum(has), 1).astype(real)
     return {"model": frac(model, target), "bigram": frac(bigram_only, target), "bigram_per_sequence": per_seq,
             "model_plain": frac(model, plain), "bigram_plain": frac(bigram_only, plain),
             "targets": jnp.sum(target)}
