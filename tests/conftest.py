@@ -16,12 +16,21 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
-from theory.engine.cache import enable_persistent_cache  # noqa: E402
+from theory.engine.cache import enable_persistent_cache, release_compiled  # noqa: E402
 from theory.engine.precision import precision  # noqa: E402
 
 enable_persistent_cache()          # theory/engine/cache.py: a second test session compiles little
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """After each test module, drop the programs it compiled (theory/engine/cache.py
+    `release_compiled`: a session holding every program passes vm.max_map_count and XLA's compiler
+    segfaults)."""
+    yield
+    release_compiled()
 
 
 @pytest.fixture

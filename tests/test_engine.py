@@ -339,3 +339,34 @@ def test_sweeps_use_no_more_host_devices_than_cores_unless_told():
     assert default_devices() == min(jax.device_count(), cores)
     w, _ = sweep(_quadratic_run, run_keys(4, 8), lr=jnp.full((8,), 0.1))
     assert len(w.sharding.device_set) == min(8, cores)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="counts Linux memory maps")
+def test_release_compiled_returns_the_memory_maps_of_compiled_programs():
+    """theory/engine/cache.py `release_compiled`: every live CPU executable holds memory maps (Linux
+    caps them at vm.max_map_count; past it XLA's compiler segfaults), and releasing the programs
+    returns them, so a process running many claims does not accumulate them."""
+    from theory.engine.cache import release_compiled
+
+    def maps() -> int:
+        with open("/proc/self/maps") as f:
+            return sum(1 for _ in f)
+
+    def program(i):
+        def run(w, x):
+            def step(w, _):
+                g = jax.grad(lambda w: jnp.mean(jnp.tanh(x @ w) ** 2) * (i + 1.0))(w)
+                return w - 0.1 * g, jnp.sum(w)
+            return jax.lax.scan(step, w, None, length=4)
+        return jax.jit(run)
+
+    release_compiled()
+    before = maps()
+    alive = [program(i) for i in range(40)]  # 40 distinct programs kept alive (as caches keep them)
+    for f in alive:
+        f(jnp.ones((5, 5)), jnp.ones((3, 5)))[0].block_until_ready()
+    held = maps()
+    release_compiled()
+    after = maps()
+    assert held - before >= 40, (before, held)           # measured: ~17 maps per program
+    assert after - before <= (held - before) / 4, (before, held, after)

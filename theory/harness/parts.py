@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from typing import Any, Callable, Sequence
 
 from theory.engine import checkpoint, interrupt
@@ -100,22 +101,28 @@ def require_finite(part: Part, P: dict, M: dict) -> None:
                                       f"{'prediction' if side == 'predicted' else 'measurement'}; nothing written)")
 
 
-def run_parts(parts: Sequence[Part], cfg: Any, keys: Keys, progress: str | None = None
-              ) -> tuple[list[Check], dict]:
-    """Predict, measure and judge every enabled part in turn; (checks, data) for the result."""
+def run_parts(parts: Sequence[Part], cfg: Any, keys: Keys, progress: str | None = None,
+              seconds: dict | None = None) -> tuple[list[Check], dict]:
+    """Predict, measure and judge every enabled part in turn; (checks, data) for the result.
+
+    `seconds`, when given, receives each part's wall time {part: s} (a part restored from an
+    interrupted run's checkpoint keeps the time it took then)."""
     checks: list[Check] = []
     data: dict = {}
     for part in parts:
         if not part.enabled(cfg):
             continue
-        P, M = _resumable(part, cfg, keys, progress)
+        start = time.perf_counter()
+        P, M, took = _resumable(part, cfg, keys, progress)
+        if seconds is not None:
+            seconds[part.name] = round(took if took is not None else time.perf_counter() - start, 2)
         checks += in_part(part.judge(cfg, P, M), part.name)
         data[part.name] = {"predicted": P, "measured": M}
     require_unique_names([c.name for c in checks])
     return checks, data
 
 
-def _resumable(part: Part, cfg: Any, keys: Keys, progress: str | None) -> tuple[dict, dict]:
+def _resumable(part: Part, cfg: Any, keys: Keys, progress: str | None) -> tuple[dict, dict, float | None]:
     """P and M of one part, from the checkpoint session when an interrupted run already finished
     it (theory/engine/checkpoint.py), else computed (its sweeps resume from their own slots) and
     saved there. The streams the part drew are saved with it, so a resumed result records the
@@ -125,15 +132,17 @@ def _resumable(part: Part, cfg: Any, keys: Keys, progress: str | None) -> tuple[
     saved = session.load_part(part.name) if session is not None else None
     if saved is not None:
         keys._log.update(saved["streams"])
-        return saved["predicted"], saved["measured"]
+        return saved["predicted"], saved["measured"], saved.get("seconds")
     before = set(keys.streams())
+    start = time.perf_counter()
     with _maybe_precision(part.precision), (session.part(part.name) if session else contextlib.nullcontext()):
         P, M = _predict_measure(part, cfg, keys.sub(part.name), progress and f"{progress}: {part.name}")
     require_finite(part, P, M)
+    took = time.perf_counter() - start
     if session is not None:
-        session.save_part(part.name, {"predicted": P, "measured": M,
+        session.save_part(part.name, {"predicted": P, "measured": M, "seconds": took,
                                       "streams": sorted(set(keys.streams()) - before)})
-    return P, M
+    return P, M, took
 
 
 def _predict_measure(part: Part, cfg: Any, keys: Keys, progress: str | None) -> tuple[dict, dict]:

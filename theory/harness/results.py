@@ -8,7 +8,7 @@ holds
     checks: [{name, label, kind, op, predicted, bound, measured, metric, error, tolerance, slack,
               passed, why, part}],
     config, overrides, versions, git, wall_seconds, streams, figure, data,
-    base_preset, changed, skipped                      (optional when reading, always written)
+    base_preset, changed, skipped, part_seconds        (optional when reading, always written)
 
 `preset` is "quick", "full" or "custom". A run with any `--set`, a `--seeds` other than the
 preset's or a seed other than 0 is "custom": `base_preset` names the preset it started from and
@@ -377,8 +377,10 @@ _FIELDS = {
     "changed": (lambda v: isinstance(v, dict) and all(isinstance(x, list) and len(x) == 2 for x in v.values()),
                 "an object of [preset value, run value] pairs"),
     "skipped": (lambda v: isinstance(v, list), "a list"),
+    "part_seconds": (lambda v: isinstance(v, dict) and all(_is_number(x) and x >= 0 for x in v.values()),
+                     "an object of non-negative seconds per part"),
 }
-OPTIONAL_KEYS = ("base_preset", "changed", "skipped")
+OPTIONAL_KEYS = ("base_preset", "changed", "skipped", "part_seconds")
 REQUIRED_KEYS = ("schema",) + tuple(k for k in _FIELDS if k not in OPTIONAL_KEYS)
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from theory.engine import checkpoint, interrupt
+from theory.engine.cache import release_compiled
 from theory.engine.files import remove_stale_temps
 from theory.engine.keys import Keys
 from theory.engine.precision import precision
@@ -227,7 +228,9 @@ def execute(prep: Prepared, out: Path | None = None, progress: bool = False) -> 
                 done = ck.finished_parts()
                 print(f"[{name}] resuming from {folder}" + (f" (finished parts: {', '.join(done)})" if done else ""),
                       file=sys.stderr, flush=True)
-            checks, data = run_parts(module.PARTS, cfg, keys, progress=name if progress else None)
+            part_seconds: dict = {}
+            checks, data = run_parts(module.PARTS, cfg, keys, progress=name if progress else None,
+                                     seconds=part_seconds)
             resumed = ck.resumed
         wall = time.perf_counter() - start
         skipped = skipped_checks(name, module, prep.preset, prep.base_cfg, cfg, checks) if prep.custom else []
@@ -239,7 +242,8 @@ def execute(prep: Prepared, out: Path | None = None, progress: bool = False) -> 
             "overrides": list(prep.overrides), "base_preset": prep.preset,
             "changed": config_lib.changes(prep.base_cfg, cfg), "skipped": skipped,
             "versions": package_versions(), "git": git,
-            "wall_seconds": round(wall, 2), "resumed": resumed, "code": meta["code"], "streams": keys.streams(),
+            "wall_seconds": round(wall, 2), "part_seconds": part_seconds, "resumed": resumed,
+            "code": meta["code"], "streams": keys.streams(),
             "figure": os.path.relpath(png_path, _root(out)), "data": data,
         }
         # round-trip through JSON so the figure is drawn from exactly what the file will hold
@@ -248,6 +252,8 @@ def execute(prep: Prepared, out: Path | None = None, progress: bool = False) -> 
         if not isinstance(e, interrupt.Interrupted):      # only an interrupted run is resumed
             checkpoint.Session.discard(folder)
         raise
+    finally:
+        release_compiled()            # theory/engine/cache.py: a process running many claims stays mappable
 
 
 def save(prep: Prepared, result: dict, out: Path | None = None) -> Path:
