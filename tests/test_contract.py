@@ -42,6 +42,29 @@ def test_result_follows_schema_v2(name, preset):
             assert isinstance(c["predicted"], float) and isinstance(c["tolerance"], float), c["name"]
 
 
+def _timed():
+    """The committed results written since `part_seconds` existed (older ones do not carry it)."""
+    return [(n, p) for n, p in _committed()
+            if "part_seconds" in json.loads(runner.output_paths(n, preset=p)[0].read_text())]
+
+
+@pytest.mark.parametrize("name, preset", _timed())
+def test_part_seconds_name_the_parts_that_ran(name, preset):
+    """`part_seconds` times only parts in `data` (a part restored from an older checkpoint may lack a time)."""
+    r = json.loads(runner.output_paths(name, preset=preset)[0].read_text())
+    assert r["part_seconds"] and set(r["part_seconds"]) <= set(r["data"]), set(r["part_seconds"]) - set(r["data"])
+    assert all(s >= 0 for s in r["part_seconds"].values())
+
+
+@pytest.mark.parametrize("bad", [[1.0], {"a": -1.0}, {"a": "fast"}])
+def test_a_malformed_part_seconds_is_refused(bad):
+    from theory.harness.results import result_problem
+    r = json.loads(runner.output_paths("scan_snap")[0].read_text())
+    assert result_problem(r) is None
+    r["part_seconds"] = bad
+    assert "part_seconds" in result_problem(r)
+
+
 @pytest.mark.parametrize("name, preset", _committed())
 def test_every_stream_belongs_to_one_part(name, preset):
     """Each part draws only from its own named streams `<part>/...` (no stream shared between parts)."""

@@ -77,6 +77,15 @@ def test_divergence_is_named_not_a_failed_check(toy, tmp_path):
     assert "diverged: lr=1000.0, steps=20 seed 0" in e.table()
 
 
+def test_every_point_releases_its_programs_even_when_it_diverges(toy, monkeypatch):
+    """theory/engine/cache.py `release_compiled` after each (point, seed): a long grid must not
+    accumulate compiled programs (memory maps) in one process."""
+    released = []
+    monkeypatch.setattr(explore, "release_compiled", lambda: released.append(1))
+    theory.explore(toy, grid={"lr": [0.5, 1000.0], "steps": [20]}, seeds=2)
+    assert len(released) == 2 * 2
+
+
 def test_same_seed_same_numbers(toy):
     a = theory.explore(toy, grid={"lr": [0.3, 0.7]}, seeds=2)
     b = theory.explore(toy, grid={"lr": [0.3, 0.7]}, seeds=2)

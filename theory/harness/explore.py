@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from theory.engine import checkpoint, interrupt
+from theory.engine.cache import release_compiled
 from theory.engine.keys import Keys
 from theory.engine.precision import precision
 from theory.errors import DivergenceError, SandboxError
@@ -249,6 +250,8 @@ def run_point(p: Plan, cfg: Any, seed: int, label: str | None) -> dict:
         status, message, rows = "diverged", " ".join(str(e).split()), []
     except SandboxError as e:           # a part refused this config once running (e.g. a solver bound)
         status, message, rows = "refused", " ".join(str(e).split()), []
+    finally:
+        release_compiled()              # theory/engine/cache.py: a long grid stays within the process's maps
     return as_json({"seed": seed, "status": status, "message": message, "checks": rows,
                     "wall_seconds": round(time.perf_counter() - start, 2)})
 

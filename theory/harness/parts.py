@@ -106,16 +106,16 @@ def run_parts(parts: Sequence[Part], cfg: Any, keys: Keys, progress: str | None 
     """Predict, measure and judge every enabled part in turn; (checks, data) for the result.
 
     `seconds`, when given, receives each part's wall time {part: s} (a part restored from an
-    interrupted run's checkpoint keeps the time it took then)."""
+    interrupted run's checkpoint keeps the time it took then; one from an older checkpoint that
+    did not record it is left out)."""
     checks: list[Check] = []
     data: dict = {}
     for part in parts:
         if not part.enabled(cfg):
             continue
-        start = time.perf_counter()
         P, M, took = _resumable(part, cfg, keys, progress)
-        if seconds is not None:
-            seconds[part.name] = round(took if took is not None else time.perf_counter() - start, 2)
+        if seconds is not None and took is not None:     # None: restored from a checkpoint without it
+            seconds[part.name] = round(took, 2)
         checks += in_part(part.judge(cfg, P, M), part.name)
         data[part.name] = {"predicted": P, "measured": M}
     require_unique_names([c.name for c in checks])
