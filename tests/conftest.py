@@ -41,15 +41,52 @@ def f64():
 
 
 # --- the reliability table (tests/reliability.py) -------------------------------------------------
-def pytest_runtest_logreport(report):
-    """Remember how each test that recorded reliability rows ended (its call phase, or a failed setup)."""
+# Under pytest-xdist (`-n`, pyproject.toml) the tests run in worker processes while the controller
+# writes the files: a worker attaches the rows a test recorded to its report (`user_properties`,
+# which xdist sends to the controller), and the controller (or the single process without xdist)
+# reads them back in pytest_runtest_logreport. Only the controller writes results/.
+_ROWS_KEY = "sandbox_reliability_rows"
+
+
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the reliability rows the test recorded (in this process) to its report."""
+    outcome = yield
+    report = outcome.get_result()
     import reliability
+    rows = reliability.ROWS.get(item.nodeid)
+    if rows and report.when in ("call", "setup"):
+        report.user_properties.append((_ROWS_KEY, list(rows)))
+
+
+def pytest_runtest_logreport(report):
+    """Remember how each test ended (its call phase, or a failed setup), the rows it recorded, and
+    that it ran (a setup report: the tier-time count, which under xdist cannot read session.items)."""
+    import reliability
+    if report.when == "setup":
+        _RAN.add(report.nodeid)
+    module = report.nodeid.split("::")[0]
+    _MODULE_SECONDS[module] = _MODULE_SECONDS.get(module, 0.0) + report.duration
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         reliability.OUTCOMES[report.nodeid] = report.outcome
+    for key, rows in report.user_properties:
+        if key == _ROWS_KEY:
+            reliability.ROWS[report.nodeid] = [dict(r) for r in rows]
+
+
+_RAN: set[str] = set()
+_MODULE_SECONDS: dict[str, float] = {}     # test module -> summed duration of its tests' phases (this session)
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Write results/reliability.json when tests that record rows ran (sorted, deterministic)."""
+    """Write results/reliability.json when tests that record rows ran (sorted, deterministic), and
+    the tier's wall time; in the controller (or the one process) only."""
+    if _is_worker(session.config):
+        return
     import reliability
     reliability.write()
     _record_tier_time(session, exitstatus)
@@ -65,6 +102,12 @@ def pytest_sessionstart(session):
     session.config._sandbox_start = time.perf_counter()
 
 
+def _workers(config) -> int:
+    """Worker processes of this session (1 without xdist)."""
+    n = getattr(config.option, "numprocesses", None)
+    return max(int(n or 1), 1) if getattr(config.option, "dist", "no") != "no" else 1
+
+
 def _record_tier_time(session, exitstatus):
     """Record the wall time of a whole tier (every test of the selection, no -k, no paths given)."""
     import json
@@ -75,13 +118,43 @@ def _record_tier_time(session, exitstatus):
     default_paths = ([], ["tests"], [str(Path(config.rootpath) / "tests")])
     narrowed = any(config.getoption(o, None) for o in ("keyword", "ignore", "ignore_glob", "deselect", "lf"))
     whole = not narrowed and config.args in default_paths
-    if tier is None or not whole or not session.items or exitstatus != 0:
+    if tier is None or not whole or not _RAN or exitstatus != 0:
         return
     path = Path(config.rootpath) / "results" / "test_times.json"
     try:
         times = json.loads(path.read_text())
     except (OSError, ValueError):
         times = {}
-    times[tier] = {"tests": len(session.items), "seconds": round(time.perf_counter() - config._sandbox_start),
-                   "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
+    times[tier] = {"tests": len(_RAN), "seconds": round(time.perf_counter() - config._sandbox_start),
+                   "cpus": os.cpu_count(), "workers": _workers(config), "date": time.strftime("%Y-%m-%d"),
+                   "modules": {m: round(t, 1) for m, t in sorted(_MODULE_SECONDS.items())}}
     path.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under xdist, hand out the longest test modules first (longest-processing-time-first: the
+    session ends when its last module does). Durations come from the last whole-tier run recorded
+    in results/test_times.json (the same file in every worker, so every worker collects the same
+    order, as xdist requires); modules without a record go first, tests keep their order within a
+    module. Without xdist the order is pytest's."""
+    if not _is_worker(config):
+        return
+    import json
+    from pathlib import Path
+    try:
+        times = json.loads((Path(config.rootpath) / "results" / "test_times.json").read_text())
+    except (OSError, ValueError):
+        return
+    seconds: dict[str, float] = {}
+    for tier in times.values():
+        for module, t in (tier.get("modules") or {}).items() if isinstance(tier, dict) else ():
+            seconds[module] = max(seconds.get(module, 0.0), float(t))
+    if not seconds:
+        return
+    module = lambda item: item.nodeid.split("::")[0]
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        first.setdefault(module(item), i)
+    order = sorted(range(len(items)), key=lambda i: (-seconds.get(module(items[i]), float("inf")),
+                                                      first[module(items[i])], i))
+    items[:] = [items[i] for i in order]

@@ -236,7 +236,8 @@ def timings(root: Path | None = None) -> str:
     try:
         times = json.loads((base / "results" / "test_times.json").read_text(encoding="utf-8"))
         for tier, t in sorted(times.items()):
-            lines.append(f"| {tier} | {t['tests']} | {t['seconds'] / 60:.1f} min | {t['cpus']} | {t['date']} |")
+            cores = f"{t['cpus']} ({t['workers']} pytest workers)" if t.get("workers", 1) > 1 else f"{t['cpus']}"
+            lines.append(f"| {tier} | {t['tests']} | {t['seconds'] / 60:.1f} min | {cores} | {t['date']} |")
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
         pass
     walls = []
