@@ -358,6 +358,15 @@ def test_fewer_values_skip_the_committed_checks_by_name(tmp_path, capsys, fake_r
            "each check of the committed base result the run lacks is listed as skipped by name")
 
 
+def test_report_section_shows_the_time_of_each_part(tmp_path, fake_registry):
+    fake_registry()
+    assert main(["run", "fake", "--out", str(tmp_path)]) == 0
+    r = json.loads((tmp_path / "results" / "fake.json").read_text())
+    assert "Time per part:" not in report.claim_section({**r, "part_seconds": None}, None)
+    text = report.claim_section({**r, "part_seconds": {"first": 12.4, "second": 0.6}}, None)
+    assert "Time per part: first 12 s, second 1 s." in text
+
+
 def read_result_of(r: dict) -> dict:
     return {**r}
 

@@ -125,6 +125,12 @@ def custom_line(r: dict) -> str:
             f"skipped {n} check{'s' if n != 1 else ''} of that preset: {skipped_text(r)}.")
 
 
+def part_times(r: dict) -> str:
+    """The wall time of each part that ran (a part restored from a checkpoint keeps its own time)."""
+    times = r["part_seconds"]
+    return "Time per part: " + ", ".join(f"{p} {float(t):.0f} s" for p, t in times.items()) + "."
+
+
 def claim_section(r: dict, module=None) -> str:
     """One claim's REPORT.md section."""
     name, preset = r["claim"], r["preset"]
@@ -138,6 +144,7 @@ def claim_section(r: dict, module=None) -> str:
            f"Paper: {r.get('paper', '')}. Seed {r['seed']}, {r['seeds']} seed(s), "
            f"{float(r['wall_seconds']):.0f} s, precision {r.get('precision', '')}, commit {commit}"
            + (f", overrides {r['overrides']}" if r.get("overrides") else "") + ".", "",
+           *([part_times(r), ""] if r.get("part_seconds") else []),
            *([custom_line(r), ""] if preset == "custom" else []),
            f"![{name}]({r['figure']})", "",
            "| part | check | kind | theory | measured | slack | pass | why |",
