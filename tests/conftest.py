@@ -46,6 +46,8 @@ def f64():
 # which xdist sends to the controller), and the controller (or the single process without xdist)
 # reads them back in pytest_runtest_logreport. Only the controller writes results/.
 _ROWS_KEY = "sandbox_reliability_rows"
+_RAN: set[str] = set()                     # node ids of the tests that ran (their setup was reported)
+_MODULE_SECONDS: dict[str, float] = {}     # test module -> summed duration of its tests' phases (this session)
 
 
 def _is_worker(config) -> bool:
@@ -77,9 +79,6 @@ def pytest_runtest_logreport(report):
         if key == _ROWS_KEY:
             reliability.ROWS[report.nodeid] = [dict(r) for r in rows]
 
-
-_RAN: set[str] = set()
-_MODULE_SECONDS: dict[str, float] = {}     # test module -> summed duration of its tests' phases (this session)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -367,6 +367,16 @@ def test_report_section_shows_the_time_of_each_part(tmp_path, fake_registry):
     assert "Time per part: first 12 s, second 1 s." in text
 
 
+def test_timings_table_names_the_pytest_workers(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "test_times.json").write_text(json.dumps({
+        "default (`pytest`)": {"tests": 9, "seconds": 120, "cpus": 2, "workers": 2, "date": "2026-12-02"},
+        "unit": {"tests": 3, "seconds": 60, "cpus": 2, "date": "2026-12-01"}}))
+    lines = report.timings(tmp_path).splitlines()
+    assert "| default (`pytest`) | 9 | 2.0 min | 2 (2 pytest workers) | 2026-12-02 |" in lines
+    assert "| unit | 3 | 1.0 min | 2 | 2026-12-01 |" in lines          # a record without workers: one process
+
+
 def read_result_of(r: dict) -> dict:
     return {**r}
 
