@@ -221,9 +221,44 @@ def test_probes_of_a_constructed_induction_head():
     W_O2 = sum(np.outer(np.asarray(frozen.W_U[v], float), V2 @ e[v]) for v in range(V))
     built = it.Trained(*(jnp.asarray(w, jnp.float32) for w in (W_K1, W_K2, W_O2)))
     got = {k: float(v) for k, v in it.probes(built, frozen, triggers).items()}
-    assert got == {"wk0": 1.0, "wk1": 1.0, "wo1": 1.0}
+    assert got == {"wk0": 1.0, "wk1": 1.0, "wo1": 1.0, "wk0_64": 1.0, "wk0_causal": 1.0}
+    assert bool(jnp.all(it.previous_token_hits(built, frozen)))
     rand = it.probes(trained, frozen, triggers)
     assert float(rand["wk0"]) < 0.2 and float(rand["wo1"]) < 0.3
+
+
+def test_wk0_diagnostics_separate_future_keys_and_late_positions():
+    """A previous-token memory outscored by a future key (p_(t+5), never visible to the causal head)
+    fails the unmasked wk0 but passes wk0_causal; a memory of the first 40 positions only scores
+    about 40/79 on wk0 and about 40/63 on wk0_64 at T = 80."""
+    d, V, T = 256, 20, 80
+    trained, frozen = it.init(jax.random.PRNGKey(5), V, T, d)
+    triggers = jnp.array([0, 1, 2])
+    p = np.asarray(frozen.p, float)
+    prev = sum(np.outer(p[t], p[t - 1]) for t in range(1, T)) / d
+    future = sum(np.outer(p[t], p[t + 5]) for t in range(0, T - 5)) / d
+    W_K1 = jnp.asarray(prev + 2 * future, jnp.float32)
+    got = it.probes(trained._replace(W_K1=W_K1), frozen, triggers)
+    hits = np.asarray(it.previous_token_hits(trained._replace(W_K1=W_K1), frozen))
+    assert float(got["wk0_causal"]) >= 0.95                      # random cross-talk may flip a row or two
+    assert hits[:T - 7].sum() <= 2 and float(got["wk0"]) == pytest.approx(hits.mean())   # rows t - 1 with t + 5 <= T - 2
+    early = jnp.asarray(sum(np.outer(p[t], p[t - 1]) for t in range(1, 41)) / d, jnp.float32)
+    got = it.probes(trained._replace(W_K1=early), frozen, triggers)
+    assert 40 / 79 <= float(got["wk0"]) <= 40 / 79 + 0.1
+    assert 40 / 63 <= float(got["wk0_64"]) <= 40 / 63 + 0.1
+
+
+def test_previous_token_uses_against_a_loop():
+    """uses[j - 1] = mean over sequences of #{t >= j : outs_t >= 2, x_(j-1) = x_t}, checked on the
+    docstring's example and on random samples against plain Python."""
+    x = jnp.array([[0, 2, 1, 0]])
+    assert np.asarray(bigram.previous_token_uses(bigram.Sample(x, x, jnp.array([[1, 0, 0, 2]])))).tolist() == [1, 0, 0]
+    model = bigram.draw_bigram(jax.random.PRNGKey(6), 8, 3)
+    s = bigram.sample_batch(jax.random.PRNGKey(7), model, 24, 5)
+    xs, outs = np.asarray(s.x), np.asarray(s.outs)
+    want = [np.mean([sum(1 for t in range(j, 24) if outs[b, t] >= 2 and xs[b, j - 1] == xs[b, t]) for b in range(5)])
+            for j in range(1, 24)]
+    assert np.asarray(bigram.previous_token_uses(s)) == pytest.approx(want, abs=1e-6)
 
 
 def test_sgd_matches_torch_update_rule():

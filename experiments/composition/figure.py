@@ -1,7 +1,7 @@
 """The `composition` figure, drawn from a result file alone (`data[part] = {predicted, measured}`).
 
 Panels: recall accuracy after one step against d (Part 1); the induction head's two attention maps
-and the three memory probes against steps (Part 2); exact match against k (Part 3, drawn by
+the three memory probes against steps and the final previous-token probe by key position (Part 2); exact match against k (Part 3, drawn by
 `plot_compounding` of experiments/composition/parts/compounding.py when that part ran)."""
 from __future__ import annotations
 
@@ -65,6 +65,25 @@ def _probes(ax, M: dict, cfg: dict) -> None:
     ax.legend(fontsize=6, loc="lower right")
 
 
+def _profile(ax, M: dict) -> None:
+    """The final wk0 probe key position by key position (mean over seeds) against how often each
+    position's previous-token memory is read by a target (theory/tasks/bigram.py previous_token_uses)."""
+    prof = M["wk0_profile"]
+    keys = np.arange(1, len(prof["wk0_by_key"]) + 1)
+    ax.plot(keys, prof["wk0_by_key"], color=PROBE_COLORS["wk0"], lw=1.0, label="wk0 hit (mean over seeds)")
+    for s, w in enumerate(prof["wk0"]):
+        mid = [(a + b) / 2 for a, b in zip(prof["first_key"], prof["last_key"])]
+        ax.plot(mid, w, "o", color=PROBE_COLORS["wk0"], ms=3, alpha=0.6, label="per block, each seed" if s == 0 else None)
+    ax.set(xlabel="key position j (memory p_j -> p_(j-1))", ylabel="final wk0 probe", ylim=(-0.02, 1.02),
+           title="previous-token memory by position")
+    tw = ax.twinx()
+    tw.plot(keys, prof["uses_by_key"], color="0.4", lw=0.8, ls="--", label="reads per sequence (test batch)")
+    tw.set_ylabel("targets reading key j, per sequence")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = tw.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=6, loc="upper right")
+
+
 def _summary(ax, M: dict, cfg: dict) -> None:
     """The test accuracies and the crossing order per seed, as text."""
     t = M["test"]
@@ -81,15 +100,21 @@ def _summary(ax, M: dict, cfg: dict) -> None:
 def plot(result: dict):
     from theory.harness.plotting import figure
     d, cfg = result["data"], result["config"]
-    fig, axes = figure(2, 3, width=4.3, height=3.4)
+    fig, axes = figure(2, 4, width=4.3, height=3.4)
     if "memory" in d:
         _recall(axes[0, 0], d["memory"]["predicted"], d["memory"]["measured"], cfg)
     if "induction" in d:
         _probes(axes[0, 1], d["induction"]["measured"], cfg)
         _maps((axes[1, 0], axes[1, 1]), d["induction"]["measured"])
-        _summary(axes[1, 2], d["induction"]["measured"], cfg)
+        if "wk0_profile" in d["induction"]["measured"]:
+            _profile(axes[1, 2], d["induction"]["measured"])
+        else:
+            axes[1, 2].set_axis_off()
+        _summary(axes[1, 3], d["induction"]["measured"], cfg)
     else:
         axes[1, 2].set_axis_off()
+        axes[1, 3].set_axis_off()
+    axes[0, 3].set_axis_off()
     ax = axes[0, 2]
     compounding = None
     if "compounding" in d and importlib.util.find_spec("experiments.composition.parts.compounding") is not None:

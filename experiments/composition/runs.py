@@ -11,7 +11,8 @@ each run one jitted loop of SGD steps (`theory.engine.train.train`), vmapped ove
               fixed probe batch
     test      a fresh batch: in-context accuracy on the targets, the bigram-only predictor
               argmax_y P[x_t, y] on the same targets, both on the other positions, and the two
-              layers' attention maps of the first test sequence
+              layers' attention maps of the first test sequence, the final wk0 probe position by
+              position and how often each position's previous-token memory is read on that batch
 """
 from __future__ import annotations
 
@@ -72,6 +73,7 @@ def induction_run(vocab: int, seq_len: int, n_triggers: int, d: int, steps: int,
     return {"trace": tr, "test": accuracies(trained, frozen, model.P, test),
             "initial_probes": it.probes(trained0, frozen, model.triggers),
             "final_probes": it.probes(trained, frozen, model.triggers),
+            "wk0_hits": it.previous_token_hits(trained, frozen), "key_uses": bigram.previous_token_uses(test),
             "maps": {"layer1": A1[:MAP_LEN, :MAP_LEN], "layer2": A2[:MAP_LEN, :MAP_LEN],
                      "x": test.x[0, :MAP_LEN], "outs": test.outs[0, :MAP_LEN]}}
 

@@ -18,6 +18,9 @@ W_V^1, W_O^1, W_V^2, W_U. Init: embeddings N(0, 1); every matrix U(-1/sqrt(fan_i
 
 Memory probes (ihead_basic_main.py `test_wk0`, `test_wk1`, `test_wo1`):
     wk0  previous-token memory: for t = 1..T-1, argmax_j p_t . (W_K^1 p_j) over j = 0..T-2 is t - 1
+         (unmasked: the keys j > t, which the causal head never sees, compete too); two diagnostics
+         beside it: wk0_64, the same over the first 64 positions (the repository's wk0_64_acc), and
+         wk0_causal, the argmax over the keys the query can attend to (j <= t)
     wk1  trigger association: for each trigger a, argmax_b w_E(a) . (W_K^2 W_O^1 W_V^1 w_E(b)) over the
          triggers b is a
     wo1  output memory: for each token v, argmax_u (W_U W_O^2 W_V^2 w_E(v))_u is v
@@ -104,14 +107,32 @@ def _fraction(hit: jax.Array) -> jax.Array:
     return jnp.mean(hit.astype(jnp.result_type(float)))
 
 
-def probes(trained: Trained, frozen: Frozen, triggers: jax.Array) -> dict:
-    """The three memory probes (module docstring): {"wk0", "wk1", "wo1"} accuracies."""
+def previous_token_scores(trained: Trained, frozen: Frozen) -> jax.Array:
+    """s0[t-1, j] = p_t . (W_K^1 p_j) for queries t = 1..T-1 and keys j = 0..T-2 (T-1, T-1)."""
     p = frozen.p
-    s0 = p[1:] @ (p[:-1] @ trained.W_K1.T).T                                 # (T-1, T-1) p_t . W_K^1 p_j
-    wk0 = _fraction(jnp.argmax(s0, axis=1) == jnp.arange(p.shape[0] - 1))
+    return p[1:] @ (p[:-1] @ trained.W_K1.T).T                               # (T-1, T-1)
+
+
+def previous_token_hits(trained: Trained, frozen: Frozen) -> jax.Array:
+    """Row t-1 is True where the unmasked argmax_j p_t . W_K^1 p_j is t - 1 (T-1,): the wk0 probe
+    position by position (row r stores the memory p_(r+1) -> p_r)."""
+    s0 = previous_token_scores(trained, frozen)
+    return jnp.argmax(s0, axis=1) == jnp.arange(s0.shape[0])
+
+
+def probes(trained: Trained, frozen: Frozen, triggers: jax.Array) -> dict:
+    """The three memory probes and the two wk0 diagnostics (module docstring): {"wk0", "wk1", "wo1",
+    "wk0_64", "wk0_causal"} accuracies."""
+    s0 = previous_token_scores(trained, frozen)                              # (T-1, T-1)
+    rows = jnp.arange(s0.shape[0])
+    hit0 = jnp.argmax(s0, axis=1) == rows                                    # (T-1,)
+    wk0 = _fraction(hit0)
+    wk0_64 = _fraction(jnp.argmax(s0[:63, :63], axis=1) == rows[:63])       # queries 1..63, keys 0..62
+    seen = rows[None, :] <= rows[:, None] + 1                                # key j <= query t = row + 1
+    wk0_causal = _fraction(jnp.argmax(jnp.where(seen, s0, -jnp.inf), axis=1) == rows)
     e = frozen.w_E[triggers]                                                 # (k, d)
     keys = e @ (trained.W_K2 @ frozen.W_O1 @ frozen.W_V1).T                  # (k, d)
     wk1 = _fraction(jnp.argmax(e @ keys.T, axis=1) == jnp.arange(triggers.shape[0]))
     out = frozen.w_E @ (frozen.W_U @ trained.W_O2 @ frozen.W_V2).T           # (V, V)
     wo1 = _fraction(jnp.argmax(out, axis=1) == jnp.arange(frozen.w_E.shape[0]))
-    return {"wk0": wk0, "wk1": wk1, "wo1": wo1}
+    return {"wk0": wk0, "wk1": wk1, "wo1": wo1, "wk0_64": wk0_64, "wk0_causal": wk0_causal}

@@ -80,3 +80,19 @@ def sample(key: jax.Array, bigram: Bigram, seq_len: int) -> Sample:
 def sample_batch(key: jax.Array, bigram: Bigram, seq_len: int, batch: int) -> Sample:
     """`batch` independent sequences (leaves (batch, T))."""
     return jax.vmap(lambda k: sample(k, bigram, seq_len))(jax.random.split(key, batch))
+
+
+def previous_token_uses(s: Sample) -> jax.Array:
+    """How often each position's previous-token memory is read, per sequence of a batch s (leaves
+    (B, T)): uses[j - 1] for keys j = 1..T-1 is the mean over sequences of #{t >= j : outs_t >= 2,
+    x_(j-1) = x_t}, the targets whose induction head needs key j to carry x_(j-1) (the layer-1
+    previous-token head copies x_(j-1) into position j, the layer-2 head then finds it from x_t).
+    Returns (T-1,). Worked example: x = 0 2 1 0, outs = 1 0 0 2 gives uses = 1 0 0 (key 1 serves
+    the target at t = 3)."""
+    def one(x, outs):
+        T = x.shape[0]
+        t, j = jnp.arange(T)[:, None], jnp.arange(1, T)[None, :]                 # (T, 1), (1, T-1)
+        reads = (outs[:, None] >= 2) & (x[:-1][None, :] == x[:, None]) & (j <= t)  # (T, T-1)
+        return jnp.sum(reads, axis=0)                                            # (T-1,)
+    real = jnp.result_type(float)
+    return jnp.mean(jax.vmap(one)(s.x, s.outs).astype(real), axis=0)

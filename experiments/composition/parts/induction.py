@@ -20,6 +20,12 @@ Checks:
    the three crossings is reported per seed. The paper says the induction head "emerges through
    top-down gradient steps" (Bietti et al. 2023, abstract and Sec. 6); that this means these
    crossings is our reading of it.
+
+Reported as data (no pass/fail): the wk0 diagnostics wk0_64 (first 64 positions, the repository's
+wk0_64_acc) and wk0_causal (only the keys the query can attend to), and the final wk0 probe over 8
+blocks of key positions beside how often a target reads each position's previous-token memory
+(theory/tasks/bigram.py previous_token_uses): the memory at key j is trained only through targets
+t >= j of the same trigger, so late positions get little gradient.
 """
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ IN_CONTEXT_MIN = 0.95              # the issue's threshold for the induction hea
 BIGRAM_CHANCES = 3                 # the bigram-only predictor's bound on the targets, in units of its chance 1/V
 ORDER_FRACTION = 2 / 3             # the issue's ">= 2 of 3 seeds"
 CROSS = 0.5                        # a memory has formed when its probe crosses 50%
+PROFILE_BLOCKS = 8                 # the final wk0 probe reported over 8 blocks of key positions (data only)
 BIETTI = "Bietti et al. 2023 (arXiv 2306.00802)"
 REPO = "albietz/transformer-birth (ihead_basic_main.py, the memory probes test_wk0 / test_wk1 / test_wo1)"
 
@@ -63,10 +70,16 @@ def measure(cfg, keys: Keys, progress) -> dict:
     curves = {k: np.concatenate([start[k][:, None], logged[k]], axis=1) for k in PROBES}   # (seeds, 1 + logs)
     steps = [0] + np.asarray(out["trace"].step)[0].tolist()
     test = {k: np.asarray(v).tolist() for k, v in out["test"].items()}
+    hits, uses = np.asarray(out["wk0_hits"], float), np.asarray(out["key_uses"])      # (seeds, T-1) each
+    blocks = np.array_split(np.arange(hits.shape[1]), PROFILE_BLOCKS)
+    profile = {"first_key": [int(b[0]) + 1 for b in blocks], "last_key": [int(b[-1]) + 1 for b in blocks],
+               "wk0": [[float(h[b].mean()) for b in blocks] for h in hits],
+               "uses": [[float(u[b].mean()) for b in blocks] for u in uses],
+               "wk0_by_key": hits.mean(axis=0).tolist(), "uses_by_key": uses.mean(axis=0).tolist()}
     return {"steps": steps, "probes": {k: v.tolist() for k, v in curves.items()},
             "accuracy": np.asarray(logged["accuracy"]).tolist(), "loss": np.asarray(out["trace"].loss).tolist(),
             "final": {k: np.asarray(v).tolist() for k, v in out["final_probes"].items()},
-            "test": test,
+            "test": test, "wk0_profile": profile,
             "crossing": {k: [crossing_steps(c, cfg.probe_every) for c in curves[k]] for k in PROBES},
             "maps": {k: np.round(np.asarray(v)[0], 4).tolist() for k, v in out["maps"].items()}}
 
