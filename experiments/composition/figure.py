@@ -1,8 +1,9 @@
 """The `composition` figure, drawn from a result file alone (`data[part] = {predicted, measured}`).
 
-Panels: recall accuracy after one step against d (Part 1); the induction head's two attention maps
-the three memory probes against steps and the final previous-token probe by key position (Part 2); exact match against k (Part 3, drawn by
-`plot_compounding` of experiments/composition/parts/compounding.py when that part ran)."""
+Panels: recall accuracy after one step against d (Part 1); the induction head's two attention maps,
+the three memory probes against steps and the final previous-token probe by key position (Part 2);
+exact match against k (Part 3, drawn by `plot_compounding` of experiments/composition/parts/compounding.py
+when that part ran)."""
 from __future__ import annotations
 
 import importlib.util
@@ -73,7 +74,8 @@ def _profile(ax, M: dict) -> None:
     ax.plot(keys, prof["wk0_by_key"], color=PROBE_COLORS["wk0"], lw=1.0, label="wk0 hit (mean over seeds)")
     for s, w in enumerate(prof["wk0"]):
         mid = [(a + b) / 2 for a, b in zip(prof["first_key"], prof["last_key"])]
-        ax.plot(mid, w, "o", color=PROBE_COLORS["wk0"], ms=3, alpha=0.6, label="per block, each seed" if s == 0 else None)
+        ax.plot(mid, w, "o", color=PROBE_COLORS["wk0"], ms=3, alpha=0.6,
+                label="per block, each seed" if s == 0 else None)
     ax.set(xlabel="key position j (memory p_j -> p_(j-1))", ylabel="final wk0 probe", ylim=(-0.02, 1.02),
            title="previous-token memory by position")
     tw = ax.twinx()
