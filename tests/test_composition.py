@@ -374,6 +374,12 @@ def test_quick_preset(tmp_path):
     assert failing <= DOCUMENTED_FAILING, failing - DOCUMENTED_FAILING
     assert r["verdict"] == ("pass" if not failing else "fail")
     assert (tmp_path / "figures" / "composition.png").is_file()
+    prof = r["data"]["induction"]["measured"]["wk0_profile"]           # data beside the checks
+    T = comp.Config.quick().seq_len
+    assert len(prof["wk0_by_key"]) == len(prof["uses_by_key"]) == T - 1
+    assert prof["first_key"][0] == 1 and prof["last_key"][-1] == T - 1
+    final = r["data"]["induction"]["measured"]["final"]
+    assert np.mean(prof["wk0"], axis=1) == pytest.approx(final["wk0"], abs=0.02)   # blocks of near-equal size
 
 
 @pytest.mark.slow

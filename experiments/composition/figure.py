@@ -1,7 +1,8 @@
 """The `composition` figure, drawn from a result file alone (`data[part] = {predicted, measured}`).
 
 Panels: recall accuracy after one step against d (Part 1); the induction head's two attention maps,
-the three memory probes against steps and the final previous-token probe by key position (Part 2);
+the three memory probes against steps and the final previous-token probe by key position and
+against how often each position is read (Part 2);
 exact match against k (Part 3, drawn by `plot_compounding` of experiments/composition/parts/compounding.py
 when that part ran)."""
 from __future__ import annotations
@@ -83,7 +84,18 @@ def _profile(ax, M: dict) -> None:
     tw.set_ylabel("targets reading key j, per sequence")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = tw.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=6, loc="upper right")
+    ax.legend(h1 + h2, l1 + l2, fontsize=6, loc="lower left")
+
+
+def _reads(ax, M: dict) -> None:
+    """Each block's final wk0 probe against how often its keys are read, every seed a point."""
+    prof = M["wk0_profile"]
+    for s, (w, u) in enumerate(zip(prof["wk0"], prof["uses"])):
+        ax.plot(u, w, "o-", color=PROBE_COLORS["wk0"], ms=4, lw=0.6, alpha=0.4 + 0.2 * (s % 3),
+                label=f"seed {s}")
+    ax.set(xlabel="targets reading a key of the block, per sequence", ylabel="final wk0 probe on the block",
+           ylim=(-0.02, 1.02), title=f"{len(prof['first_key'])} blocks of key positions")
+    ax.legend(fontsize=6, loc="lower right")
 
 
 def _summary(ax, M: dict, cfg: dict) -> None:
@@ -110,13 +122,14 @@ def plot(result: dict):
         _maps((axes[1, 0], axes[1, 1]), d["induction"]["measured"])
         if "wk0_profile" in d["induction"]["measured"]:
             _profile(axes[1, 2], d["induction"]["measured"])
+            _reads(axes[1, 3], d["induction"]["measured"])
         else:
             axes[1, 2].set_axis_off()
-        _summary(axes[1, 3], d["induction"]["measured"], cfg)
+            axes[1, 3].set_axis_off()
+        _summary(axes[0, 3], d["induction"]["measured"], cfg)
     else:
-        axes[1, 2].set_axis_off()
-        axes[1, 3].set_axis_off()
-    axes[0, 3].set_axis_off()
+        for ax in (axes[1, 2], axes[1, 3], axes[0, 3]):
+            ax.set_axis_off()
     ax = axes[0, 2]
     compounding = None
     if "compounding" in d and importlib.util.find_spec("experiments.composition.parts.compounding") is not None:
