@@ -359,9 +359,14 @@ def expected_checks() -> list[str]:
 
 
 # Part 2 does not hold in full at the quick preset (seeds 0, 1, 2; README "composition"): the repository's
-# unmasked previous-token probe wk0 stays at 0.32-0.38, so it never crosses 50% and the top-down order
-# cannot be confirmed; in-context accuracy is 0.942-0.959 against 0.95. Any other failure is new.
+# unmasked previous-token probe wk0 stays at 0.32-0.38 (0.62-0.68 on the first 64 positions; the late
+# positions, whose memory few targets read, are not learned), so it never crosses 50% and the top-down
+# order cannot be confirmed; in-context accuracy is 0.942-0.967 against 0.95. Any other failure is new.
 DOCUMENTED_FAILING = {"probe_wk0_formed", "memories_form_top_down", "in_context_accuracy"}
+# The full preset (d 128, batch 64, 2000 steps; results/full/composition.json): only wk0 fails, at
+# 0.65-0.69 (0.92-0.97 on the first 64 positions); in-context accuracy 0.997-0.999 and the order
+# wk1 < wo1 < wk0 in every seed. The slow test asserts exactly this set.
+FULL_FAILING = {"probe_wk0_formed"}
 
 
 @pytest.mark.claim
@@ -385,8 +390,7 @@ def test_quick_preset(tmp_path):
 @pytest.mark.slow
 def test_full_preset(tmp_path):
     r = run_claim(CLAIM, "full", seed=0, out=tmp_path)
-    failing = {c["name"] for c in r["checks"] if not c["passed"]}
-    assert failing <= DOCUMENTED_FAILING, failing - DOCUMENTED_FAILING
+    assert {c["name"] for c in r["checks"] if not c["passed"]} == FULL_FAILING
 
 
 # --- bad input: SandboxError before any work, one line and exit 2 from the CLI --------------------
