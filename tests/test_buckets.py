@@ -119,7 +119,7 @@ TINY = dataclasses.replace(SMALL, n_layers=1, train_max_len=4, train_buckets=2, 
     ("reverse_string", True, False, "batch"), ("reverse_string", False, True, "sequence")])
 def test_transformer_bucket_equals_pad_to_max(task, randomized, causal, per):
     cfg = dataclasses.replace(SMALL, task=task, per=per)
-    spec = runs.spec_for(cfg, task, "sin_cos", cfg.steps, (5,), KEY)
+    spec = runs.spec_for(cfg, task, "sin_cos", cfg.steps, (5,))
     assert spec.buckets == (3, 6, 9, 12)
     params = transformer.init(KEY, spec.model)
     loss_at = functools.partial(runs.batch_loss, spec=spec, randomized=jnp.asarray(randomized),
@@ -135,8 +135,9 @@ def test_transformer_bucket_equals_pad_to_max(task, randomized, causal, per):
 
 
 def _train_losses(cfg):
-    spec = runs.spec_for(cfg, "even_pairs", "sin_cos", cfg.steps, (5,), KEY)
-    fn = jax.jit(jax.vmap(lambda key, r: runs.train_run(key, r, False, jnp.float32(1.0), spec=spec)[1].loss))
+    spec = runs.spec_for(cfg, "even_pairs", "sin_cos", cfg.steps, (5,))
+    fn = jax.jit(jax.vmap(lambda key, r: runs.train_run(key, r, False, jnp.float32(1.0), spec=spec,
+                                                        schedule=KEY)[1].loss))
     return np.asarray(fn(jax.random.split(KEY, 2), jnp.array([False, True])))
 
 

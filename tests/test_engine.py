@@ -370,3 +370,34 @@ def test_release_compiled_returns_the_memory_maps_of_compiled_programs():
     after = maps()
     assert held - before >= 40, (before, held)           # measured: ~17 maps per program
     assert after - before <= (held - before) / 4, (before, held, after)
+
+
+def _branch_run(key, *, branch, fired, run_id=0):
+    """Which lax.switch branches execute (each branch records itself through a host callback)."""
+    x = jax.random.normal(key, ())
+
+    def make(b):
+        def f(x):
+            jax.debug.callback(lambda: fired.add(b))
+            return x + b
+        return f
+    return jax.lax.switch(branch, [make(0), make(1), make(2)], x)
+
+
+def test_shared_sweep_inputs_stay_unbatched_and_compile_once():
+    """sweep(shared=...) gives every run the same traced input, unbatched: a lax.switch on it runs
+    one branch (a vmapped index would run all three), and another value compiles nothing."""
+    import functools
+    keys = run_keys(5, 3)
+    fired: set = set()
+    run = functools.partial(_branch_run, fired=fired)
+    out = sweep(run, keys, shard=False, shared={"branch": jnp.int32(1)})
+    assert fired == {1}
+    np.testing.assert_allclose(np.asarray(out), np.asarray(jax.vmap(lambda k: jax.random.normal(k, ()))(keys)) + 1,
+                               rtol=1e-6)
+    fired.clear()
+    assert _compiles(lambda: sweep(run, keys, shard=False, shared={"branch": jnp.int32(2)})) == 0
+    assert fired == {2}
+    fired.clear()
+    sweep(run, keys, shard=False, branch=jnp.int32(2))                   # the same index as a per-run value
+    assert fired == {0, 1, 2}

@@ -314,7 +314,7 @@ def test_evaluate_at_shapes_equals_exact_lengths(name="reverse_string", causal=T
     evaluating every length in its own exact shape (the same sequences, positions and logits)."""
     cfg = dataclasses.replace(lg.Config(), d_model=16, n_heads=2, d_ff=16, n_layers=1, eval_batch=16, eval_chunk=8)
     lengths = (3, 12, 30)
-    spec = dataclasses.replace(runs.spec_for(cfg, name, "sin_cos", 10, lengths, KEY), train_max_len=12)
+    spec = dataclasses.replace(runs.spec_for(cfg, name, "sin_cos", 10, lengths), train_max_len=12)
     task, mcfg = algorithmic.get(name), spec.model
     params = transformer.init(KEY, mcfg)
     k_eval = jax.random.fold_in(KEY, 5)

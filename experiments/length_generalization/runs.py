@@ -22,6 +22,8 @@ The step lengths come from the sweep's `schedule` stream, shared by all its runs
 is drawn from fold_in(schedule, t), and run r's data for the step from its own k_data and that
 step key (buckets.run_step_key). A bucket switch whose index differed across vmapped runs would
 execute every bucket (theory/engine/buckets.py, "vmap"); the shared lengths keep it one branch.
+`schedule` is an unbatched input of the sweep (`sweep(..., shared=...)`), not a constant of the
+program: another base seed runs the same compiled program.
 
 The runs are vmapped in sweeps of `sweep_chunk` runs, one sweep after another (the same compiled
 program; the same numbers as one vmap to float rounding). On the 2-core CPU this was developed on,
@@ -83,7 +85,6 @@ class RunSpec:
     log_every: int
     mix_lengths: bool
     buckets: tuple[int, ...]          # training-length buckets, ending at train_max_len; (N,) = pad to N
-    schedule: tuple[int, int]         # the words of the sweep's shared step-length key
 
 
 def sequences(task: algorithmic.Task, key: jax.Array, n, N: int, causal, B: int):
@@ -141,11 +142,11 @@ class Training(NamedTuple):
     grad_fn: Callable                # bucketed value_and_grad (theory/engine/buckets.py)
 
 
-def training(key, randomized, causal, gain, *, spec: RunSpec) -> Training:
-    """The training problem of one run from its key (k_init, k_data, k_eval = split(key, 3))."""
+def training(key, randomized, causal, gain, *, spec: RunSpec, schedule) -> Training:
+    """The training problem of one run from its key (k_init, k_data, k_eval = split(key, 3)) and
+    the sweep's shared step-length key `schedule` (2,): a traced input, the same in every run."""
     N, B = spec.train_max_len, spec.batch
     k_init, k_data, _ = jax.random.split(key, 3)
-    schedule = jnp.asarray(spec.schedule, jnp.uint32)           # (2,) the same in every run of the sweep
 
     def sample_batch(k_step):                                   # k_step = fold_in(schedule, t)
         n = jax.random.randint(k_step, (B,) if spec.mix_lengths else (), 1, N + 1)   # lengths of this step
@@ -161,9 +162,10 @@ def optimizer(spec: RunSpec) -> optax.GradientTransformation:
     return make_optimizer(OptimizerConfig("adam", clip=spec.clip), spec.lr, spec.steps)
 
 
-def train_run(key, randomized, causal, gain, *, spec: RunSpec, run_id=0, progress=None):
-    """Train one model from `key` (the training half of `run`): (params, trace)."""
-    t = training(key, randomized, causal, gain, spec=spec)
+def train_run(key, randomized, causal, gain, *, spec: RunSpec, schedule, run_id=0, progress=None):
+    """Train one model from `key` and the shared step-length key (the training half of `run`):
+    (params, trace)."""
+    t = training(key, randomized, causal, gain, spec=spec, schedule=schedule)
     return train(t.schedule, t.params, t.loss_fn, t.sample_batch, t.optimizer, grad_fn=t.grad_fn,
                  steps=spec.steps, log_every=spec.log_every, progress=progress, run_id=run_id)
 
@@ -211,28 +213,25 @@ def evaluate(params, k_eval, randomized, causal, gain, *, spec: RunSpec) -> jax.
     return jnp.stack([acc[n] for n in spec.eval_lengths])                              # (E,)
 
 
-def run(key, randomized, causal, gain, *, spec: RunSpec, run_id=0, progress=None):
-    """Train one model from `key`; (accuracy per eval length (E,), loss trace, first bad step)."""
+def run(key, randomized, causal, gain, *, spec: RunSpec, schedule, run_id=0, progress=None):
+    """Train one model from `key` and the shared step-length key `schedule`; (accuracy per eval
+    length (E,), loss trace, first bad step)."""
     _, _, k_eval = jax.random.split(key, 3)
-    params, trace = train_run(key, randomized, causal, gain, spec=spec, run_id=run_id, progress=progress)
+    params, trace = train_run(key, randomized, causal, gain, spec=spec, schedule=schedule, run_id=run_id,
+                              progress=progress)
     acc = evaluate(params, k_eval, randomized, causal, gain, spec=spec)                # (E,)
     return acc, trace.loss, trace.first_bad_step
 
 
-def key_words(key: jax.Array) -> tuple[int, int]:
-    """A PRNG key as two Python ints (hashable: a RunSpec field)."""
-    return tuple(int(x) for x in np.asarray(key, dtype=np.uint32).reshape(-1))
-
-
-def spec_for(cfg, task: str, kind: str, steps: int, eval_lengths, schedule_key: jax.Array,
+def spec_for(cfg, task: str, kind: str, steps: int, eval_lengths,
              eval_batch: int | None = None, batch: int | None = None) -> RunSpec:
-    """The RunSpec of one sweep of `cfg`: model, training budget, buckets and the shared length stream."""
+    """The RunSpec of one sweep of `cfg`: model, training budget and buckets (the shared length
+    stream is an input of the program, not part of its spec: another seed compiles nothing)."""
     return RunSpec(task=task, model=cfg.model(algorithmic.get(task), kind),
                    train_max_len=cfg.train_max_len, steps=steps, batch=batch or cfg.batch, lr=cfg.lr,
                    clip=cfg.clip, eval_lengths=tuple(eval_lengths),
                    eval_batch=eval_batch or cfg.eval_batch, eval_chunk=cfg.eval_chunk,
-                   log_every=cfg.log_every, mix_lengths=cfg.mix_lengths, buckets=cfg.buckets,
-                   schedule=key_words(schedule_key))
+                   log_every=cfg.log_every, mix_lengths=cfg.mix_lengths, buckets=cfg.buckets)
 
 
 def train_and_eval(cfg, task: str, kind: str, variants, run_keys: jax.Array, steps: int,
@@ -247,17 +246,19 @@ def train_and_eval(cfg, task: str, kind: str, variants, run_keys: jax.Array, ste
     rand = np.repeat([v.randomized for v in variants], S)                          # (V*S,)
     causal = np.repeat([v.causal for v in variants], S)                            # (V*S,)
     gain = np.repeat([v.gain for v in variants], S).astype(np.float32)             # (V*S,)
-    spec = spec_for(cfg, task, kind, steps, eval_lengths, schedule_key, eval_batch, batch)
+    spec = spec_for(cfg, task, kind, steps, eval_lengths, eval_batch, batch)
+    shared = {"schedule": jnp.asarray(schedule_key)}                               # (2,) unbatched
     fn = functools.partial(run, spec=spec, progress=progress)
     if cfg.sweep_chunk:                # sweeps of `sweep_chunk` runs in sequence (the same compiled program)
         c = cfg.sweep_chunk
         outs = [sweep(functools.partial(run, spec=spec, progress=progress if i == 0 else None), keys[i:i + c],
-                      shard=False, randomized=rand[i:i + c], causal=causal[i:i + c], gain=gain[i:i + c])
+                      shard=False, shared=shared, randomized=rand[i:i + c], causal=causal[i:i + c],
+                      gain=gain[i:i + c])
                 for i in range(0, V * S, c)]
         acc, loss, bad = (np.concatenate([np.asarray(o[j]) for o in outs]) for j in range(3))
     else:                              # all runs vmapped, sharded over the most devices that divide them
         n_dev = max(d for d in range(1, default_devices() + 1) if (V * S) % d == 0)
-        acc, loss, bad = sweep(fn, keys, n_devices=n_dev, randomized=rand, causal=causal, gain=gain)
+        acc, loss, bad = sweep(fn, keys, n_devices=n_dev, shared=shared, randomized=rand, causal=causal, gain=gain)
     raise_if_diverged(Trace(None, loss, None, bad), f"length_generalization/{task}/{kind}",
                       {"variant": np.repeat([v.name for v in variants], S), "lr": cfg.lr})
     return np.asarray(acc).reshape(V, S, -1), np.asarray(loss).reshape(V, S, -1)

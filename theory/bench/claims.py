@@ -61,6 +61,7 @@ class Capture:
     train: dict                      # the first train call of run 0: key, params, loss_fn, sample_batch, ...
     run_fn: Callable | None          # the run function of the sweep that made the call (None: no sweep)
     values: dict                     # that sweep's values of run 0, each (1, ...)
+    shared: dict = dataclasses.field(default_factory=dict)   # that sweep's unbatched inputs (sweep(shared=))
 
 
 _REAL_TRAIN, _REAL_SWEEP = train_mod.train, sweep_mod.sweep
@@ -102,13 +103,14 @@ def capture(claim: str, cfg: Any = None) -> Capture:
                              optimizer=optimizer, **kw))
 
     def probe_sweep(run_fn, keys, **kw):
-        values = {k: v for k, v in kw.items() if k not in ("shard", "n_devices", "batch_size")}
+        values = {k: v for k, v in kw.items() if k not in ("shard", "n_devices", "batch_size", "shared")}
+        shared = dict(kw.get("shared") or {})
         n = keys.shape[0]
         vals = {k: jnp.broadcast_to(jnp.asarray(v), (n,) + jnp.shape(v)[1:]) if jnp.ndim(v) else
                 jnp.full((n,), v) for k, v in values.items()}
-        box["run_fn"], box["values"] = run_fn, {k: v[:1] for k, v in vals.items()}
+        box["run_fn"], box["values"], box["shared"] = run_fn, {k: v[:1] for k, v in vals.items()}, shared
         with jax.disable_jit():                    # run 0 eagerly up to its train call
-            run_fn(keys[0], run_id=0, **{k: v[0] for k, v in vals.items()})
+            run_fn(keys[0], run_id=0, **{k: v[0] for k, v in vals.items()}, **shared)
         box.clear()                                # this sweep never trained: run it for real
         return _REAL_SWEEP(run_fn, keys, **kw)
 
@@ -124,7 +126,8 @@ def capture(claim: str, cfg: Any = None) -> Capture:
                 else:
                     part.measure(cfg, keys, None)
             except _Captured as c:
-                return Capture(claim, part.name, prec, c.call, box.get("run_fn"), box.get("values", {}))
+                return Capture(claim, part.name, prec, c.call, box.get("run_fn"), box.get("values", {}),
+                               box.get("shared", {}))
     raise RuntimeError(f"{claim}: no part of the quick preset calls engine.train")
 
 
@@ -223,11 +226,12 @@ def seeds_row(cap: Capture, steps: int, K: int) -> dict:
     run = run_with_steps(cap, steps)
     keys = Keys(0).sub("bench", cap.claim, "seeds").runs(K)
     vals = {k: jnp.repeat(v, K, axis=0) for k, v in cap.values.items()}
-    vmapped = machine.Timed(lambda: sweep_mod.sweep(run, keys, **vals))
+    vmapped = machine.Timed(lambda: sweep_mod.sweep(run, keys, shared=cap.shared, **vals))
     p0, s0 = machine.COUNTER.snapshot()
     t0 = time.perf_counter()
     for i in range(K):
-        jax.block_until_ready(sweep_mod.sweep(run, keys[i:i + 1], **{k: v[i:i + 1] for k, v in vals.items()}))
+        jax.block_until_ready(sweep_mod.sweep(run, keys[i:i + 1], shared=cap.shared,
+                                              **{k: v[i:i + 1] for k, v in vals.items()}))
     seq_s = time.perf_counter() - t0
     p1, s1 = machine.COUNTER.snapshot()
     return {"K": K, "steps": steps, "vmapped_seconds": vmapped.seconds, "vmapped_programs": vmapped.programs,

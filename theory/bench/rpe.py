@@ -53,14 +53,14 @@ def protocol(quick: bool) -> Config:
                   batch=128, per="batch", steps=1000, log_every=100)
 
 
-def _spec(cfg: Config, key) -> runs.RunSpec:
-    return runs.spec_for(cfg, cfg.task, "sin_cos", cfg.steps, (cfg.train_max_len,), key)
+def _spec(cfg: Config) -> runs.RunSpec:
+    return runs.spec_for(cfg, cfg.task, "sin_cos", cfg.steps, (cfg.train_max_len,))
 
 
 def ours(cfg: Config, keys: Keys) -> dict:
     """One jitted run with buckets: wall time (compile included), compile time, programs, losses."""
-    spec = _spec(cfg, keys.sub("lengths").key)
-    run = jax.jit(lambda k: runs.train_run(k, True, False, 1.0, spec=spec)[1].loss)
+    spec, lengths = _spec(cfg), keys.sub("lengths").key
+    run = jax.jit(lambda k: runs.train_run(k, True, False, 1.0, spec=spec, schedule=lengths)[1].loss)
     t = machine.Timed(run, keys.sub("run").key)
     return {"seconds": t.seconds, "compile_seconds": t.compile_seconds, "programs": t.programs,
             "steps_per_second": cfg.steps / max(t.seconds - t.compile_seconds, 1e-9),
@@ -70,13 +70,13 @@ def ours(cfg: Config, keys: Keys) -> dict:
 def baseline(cfg: Config, keys: Keys) -> dict:
     """The public code's loop (module docstring): a compile per length met, a host sync per step.
     Its set-up (initial parameters, the step lengths and data keys) is one jitted program."""
-    spec = _spec(cfg, keys.sub("lengths").key)
+    spec, schedule = _spec(cfg), keys.sub("lengths").key
     t0 = time.perf_counter()
     p0, s0 = machine.COUNTER.snapshot()
 
     @jax.jit
     def setup(key):
-        tr = runs.training(key, True, False, 1.0, spec=spec)
+        tr = runs.training(key, True, False, 1.0, spec=spec, schedule=schedule)
         step_keys = jax.vmap(lambda i: jax.random.fold_in(tr.schedule, i))(jnp.arange(cfg.steps))   # (S, 2)
         lengths, data_keys = jax.vmap(tr.sample_batch)(step_keys)                                 # (S,), (S, 2)
         return tr.params, tr.optimizer.init(tr.params), lengths, data_keys
@@ -113,11 +113,12 @@ def pad_vs_buckets(cfg: Config, keys: Keys, steps: int) -> dict:
     out = {}
     for name, k in (("pad_to_max", 1), ("buckets", cfg.train_buckets)):
         c = dataclasses.replace(cfg, train_buckets=k, steps=steps, log_every=steps)
-        spec = _spec(c, keys.sub("lengths").key)
-        run = jax.jit(lambda key, spec=spec: runs.train_run(key, True, False, 1.0, spec=spec)[1].loss)
+        spec, schedule = _spec(c), keys.sub("lengths").key
+        run = jax.jit(lambda key, spec=spec, schedule=schedule: runs.train_run(key, True, False, 1.0, spec=spec,
+                                                                               schedule=schedule)[1].loss)
         first = machine.Timed(run, keys.sub("run").key)
         warm = machine.Timed(run, keys.sub("run").key)
-        tr = runs.training(keys.sub("run").key, True, False, 1.0, spec=spec)
+        tr = runs.training(keys.sub("run").key, True, False, 1.0, spec=spec, schedule=schedule)
         flops = useful_flops({"params": tr.params, "optimizer": tr.optimizer, "sample_batch": tr.sample_batch,
                               "key": tr.schedule, "grad_fn": tr.grad_fn})
         out[name] = {"buckets": list(spec.buckets), "ms_per_step": 1e3 * warm.seconds / steps,

@@ -107,37 +107,49 @@ class _Programs:
     programs `init` (state at step 0), `advance` (steps [start, stop)) and `finish` (the run
     function's output from the final state). See theory/engine/train.py (`Segment`)."""
 
-    def __init__(self, run_fn: Callable, names: tuple[str, ...], batch_size: int | None):
+    def __init__(self, run_fn: Callable, names: tuple[str, ...], batch_size: int | None,
+                 shared_names: tuple[str, ...] = ()):
         self.meta: dict = {}      # abstract input signature -> (segmentable, steps, progress label)
+        n_vals = len(names)
 
-        def call(mode, k, i, state, start, stop, v):
+        def kwargs(v, sh):        # per-run values (vmapped) and shared values (one for every run)
+            return {**dict(zip(names, v)), **dict(zip(shared_names, sh))}
+
+        def call(mode, k, i, state, start, stop, v, sh):
             seg = engine.Segment(mode, state, start, stop)
             with engine.segment(seg):
                 try:
-                    out = run_fn(k, run_id=i, **dict(zip(names, v)))
+                    out = run_fn(k, run_id=i, **kwargs(v, sh))
                 except engine.SegmentDone:
                     out = None
             return seg, out
 
-        def oneshot(keys, run_ids, *vals):
-            return _map_runs(lambda k, i, *v: run_fn(k, run_id=i, **dict(zip(names, v))),
+        def oneshot(keys, run_ids, *rest):
+            vals, sh = rest[:n_vals], rest[n_vals:]
+            return _map_runs(lambda k, i, *v: run_fn(k, run_id=i, **kwargs(v, sh)),
                              (keys, run_ids, *vals), batch_size)
 
-        def init(keys, run_ids, *vals):
+        def init(keys, run_ids, *rest):
+            vals, sh = rest[:n_vals], rest[n_vals:]
+
             def one(k, i, *v):
-                seg, _ = call("init", k, i, None, None, None, v)
+                seg, _ = call("init", k, i, None, None, None, v, sh)
                 self._seen = (seg.calls, seg.steps, seg.progress)
                 return seg.out
             return _map_runs(one, (keys, run_ids, *vals), batch_size)
 
-        def advance(state, start, stop, keys, run_ids, *vals):
+        def advance(state, start, stop, keys, run_ids, *rest):
+            vals, sh = rest[:n_vals], rest[n_vals:]
+
             def one(st, k, i, *v):
-                return call("advance", k, i, st, start, stop, v)[0].out
+                return call("advance", k, i, st, start, stop, v, sh)[0].out
             return _map_runs(one, (state, keys, run_ids, *vals), batch_size)
 
-        def finish(state, keys, run_ids, *vals):
+        def finish(state, keys, run_ids, *rest):
+            vals, sh = rest[:n_vals], rest[n_vals:]
+
             def one(st, k, i, *v):
-                return call("finish", k, i, st, None, None, v)[1]
+                return call("finish", k, i, st, None, None, v, sh)[1]
             return _map_runs(one, (state, keys, run_ids, *vals), batch_size)
 
         self.oneshot, self.init, self.finish = jax.jit(oneshot), jax.jit(init), jax.jit(finish)
@@ -155,19 +167,27 @@ class _Programs:
         return self.meta[sig]
 
 
-def _programs(run_fn: Callable, names: tuple[str, ...], batch_size: int | None) -> _Programs:
-    """The sweep programs of `run_fn`, one set per (content of run_fn, value names, batch size)."""
-    key = (_spec(run_fn), names, batch_size)
+def _programs(run_fn: Callable, names: tuple[str, ...], batch_size: int | None,
+              shared_names: tuple[str, ...] = ()) -> _Programs:
+    """The sweep programs of `run_fn`, one set per (content of run_fn, value names, batch size,
+    shared names)."""
+    key = (_spec(run_fn), names, batch_size, shared_names)
     if key not in _COMPILED:
         if len(_COMPILED) >= _MAX_CACHED:          # bounded: drop the oldest entry
             _COMPILED.pop(next(iter(_COMPILED)))
-        _COMPILED[key] = _Programs(run_fn, names, batch_size)
+        _COMPILED[key] = _Programs(run_fn, names, batch_size, shared_names)
     return _COMPILED[key]
 
 
 def sweep(run_fn: Callable[..., PyTree], keys: jax.Array, *, shard: bool = True,
-          n_devices: int | None = None, batch_size: int | None = None, **values) -> PyTree:
-    """vmap `run_fn(key, run_id=i, **values_i)` over runs, sharded over the devices.
+          n_devices: int | None = None, batch_size: int | None = None, shared: dict | None = None,
+          **values) -> PyTree:
+    """vmap `run_fn(key, run_id=i, **values_i, **shared)` over runs, sharded over the devices.
+
+    `values` are per run (a scalar is broadcast to every run; each is vmapped), `shared` are arrays
+    given unbatched to every run: traced inputs of the one program (a new value compiles nothing),
+    where vmapped values would not do, e.g. the index of a `lax.switch` that must stay one branch
+    for every run (experiments/length_generalization/runs.py, the shared step lengths).
 
     `run_fn` must accept a keyword `run_id` (a traced int, used for progress output). The jitted
     programs are cached on the content of `run_fn` (a module-level function, or a functools.partial
@@ -200,7 +220,12 @@ def sweep(run_fn: Callable[..., PyTree], keys: jax.Array, *, shard: bool = True,
     sharding = NamedSharding(mesh, PartitionSpec("runs")) if mesh is not None and n_dev > 1 else None
     if sharding is not None:
         args = [_put(a, sharding) for a in args]
-    progs = _programs(run_fn, tuple(vals), batch_size)
+    shared = shared or {}
+    common = [jnp.asarray(v) for v in shared.values()]
+    if sharding is not None:
+        common = [_put(a, NamedSharding(mesh, PartitionSpec())) for a in common]   # replicated
+    args = args + common
+    progs = _programs(run_fn, tuple(vals), batch_size, tuple(shared))
     segmentable, steps, label = progs.describe(args)
     if segmentable:
         out = _train_in_segments(progs, args, steps, label, sharding)
