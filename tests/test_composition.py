@@ -228,25 +228,30 @@ def test_probes_of_a_constructed_induction_head():
 
 
 def test_wk0_diagnostics_separate_future_keys_and_late_positions():
-    """A previous-token memory outscored by a future key (p_(t+5), never visible to the causal head)
-    fails the unmasked wk0 but passes wk0_causal; a memory of the first 40 positions only scores
-    about 40/79 on wk0 and about 40/63 on wk0_64 at T = 80."""
+    """With orthogonal position embeddings (no cross-talk, so every score is exact): a previous-token
+    memory outscored by a future key (p_(t+5), never visible to the causal head) fails the unmasked
+    wk0 on every row whose future key is among the probe's keys and passes wk0_causal on every row;
+    a memory of the first 40 positions (the later rows pointing at key 0) scores exactly 40/79 on wk0
+    and 40/63 on wk0_64 at T = 80."""
     d, V, T = 256, 20, 80
     trained, frozen = it.init(jax.random.PRNGKey(5), V, T, d)
+    q, _ = np.linalg.qr(np.asarray(jax.random.normal(jax.random.PRNGKey(6), (d, d)), float))
+    p = np.sqrt(d) * q[:T]                                                # (T, d) orthogonal rows, |p_t|^2 = d
+    frozen = frozen._replace(p=jnp.asarray(p, jnp.float32))
     triggers = jnp.array([0, 1, 2])
-    p = np.asarray(frozen.p, float)
     prev = sum(np.outer(p[t], p[t - 1]) for t in range(1, T)) / d
     future = sum(np.outer(p[t], p[t + 5]) for t in range(0, T - 5)) / d
     W_K1 = jnp.asarray(prev + 2 * future, jnp.float32)
     got = it.probes(trained._replace(W_K1=W_K1), frozen, triggers)
     hits = np.asarray(it.previous_token_hits(trained._replace(W_K1=W_K1), frozen))
-    assert float(got["wk0_causal"]) >= 0.95                      # random cross-talk may flip a row or two
-    assert hits[:T - 7].sum() <= 2                               # rows t - 1 with t + 5 <= T - 2
-    assert float(got["wk0"]) == pytest.approx(hits.mean())
-    early = jnp.asarray(sum(np.outer(p[t], p[t - 1]) for t in range(1, 41)) / d, jnp.float32)
-    got = it.probes(trained._replace(W_K1=early), frozen, triggers)
-    assert 40 / 79 <= float(got["wk0"]) <= 40 / 79 + 0.1
-    assert 40 / 63 <= float(got["wk0_64"]) <= 40 / 63 + 0.1
+    assert float(got["wk0_causal"]) == 1.0
+    assert not hits[:T - 7].any() and hits[T - 7:].all()                  # future key t + 5 <= T - 2 wins
+    assert float(got["wk0"]) == pytest.approx(6 / 79)
+    early = sum(np.outer(p[t], p[t - 1]) for t in range(1, 41)) / d
+    early += 0.5 * sum(np.outer(p[t], p[0]) for t in range(41, T)) / d    # later rows: a wrong memory
+    got = it.probes(trained._replace(W_K1=jnp.asarray(early, jnp.float32)), frozen, triggers)
+    assert float(got["wk0"]) == pytest.approx(40 / 79)
+    assert float(got["wk0_64"]) == pytest.approx(40 / 63)
 
 
 def test_previous_token_uses_against_a_loop():

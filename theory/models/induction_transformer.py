@@ -116,7 +116,11 @@ def previous_token_scores(trained: Trained, frozen: Frozen) -> jax.Array:
 def previous_token_hits(trained: Trained, frozen: Frozen) -> jax.Array:
     """Row t-1 is True where the unmasked argmax_j p_t . W_K^1 p_j is t - 1 (T-1,): the wk0 probe
     position by position (row r stores the memory p_(r+1) -> p_r)."""
-    s0 = previous_token_scores(trained, frozen)
+    return _hits(previous_token_scores(trained, frozen))
+
+
+def _hits(s0: jax.Array) -> jax.Array:
+    """Rows of s0 (queries t = row + 1) whose argmax key is t - 1 (rows,)."""
     return jnp.argmax(s0, axis=1) == jnp.arange(s0.shape[0])
 
 
@@ -125,11 +129,10 @@ def probes(trained: Trained, frozen: Frozen, triggers: jax.Array) -> dict:
     "wk0_64", "wk0_causal"} accuracies."""
     s0 = previous_token_scores(trained, frozen)                              # (T-1, T-1)
     rows = jnp.arange(s0.shape[0])
-    hit0 = jnp.argmax(s0, axis=1) == rows                                    # (T-1,)
-    wk0 = _fraction(hit0)
-    wk0_64 = _fraction(jnp.argmax(s0[:63, :63], axis=1) == rows[:63])       # queries 1..63, keys 0..62
+    wk0 = _fraction(_hits(s0))
+    wk0_64 = _fraction(_hits(s0[:63, :63]))                                  # queries 1..63, keys 0..62
     seen = rows[None, :] <= rows[:, None] + 1                                # key j <= query t = row + 1
-    wk0_causal = _fraction(jnp.argmax(jnp.where(seen, s0, -jnp.inf), axis=1) == rows)
+    wk0_causal = _fraction(_hits(jnp.where(seen, s0, -jnp.inf)))
     e = frozen.w_E[triggers]                                                 # (k, d)
     keys = e @ (trained.W_K2 @ frozen.W_O1 @ frozen.W_V1).T                  # (k, d)
     wk1 = _fraction(jnp.argmax(e @ keys.T, axis=1) == jnp.arange(triggers.shape[0]))
