@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from claim_asserts import assert_covered, committed, wrong_measurement
 
-from experiments.arithmetic import Config
+from experiments.arithmetic import Config, runs
 from experiments.arithmetic.parts import construction, positions
 from proofs.arithmetic import prove_carry_recursion, prove_digits_sum, prove_hat_readout
 from theory.engine.keys import data_key
 from theory.errors import SandboxError
 from theory.harness.runner import run_claim
-from theory.models import adder, positional
+from theory.models import adder, positional, transformer
 from theory.tasks import arithmetic
 
 CLAIM = "arithmetic"
@@ -300,6 +300,37 @@ def test_quick_preset(tmp_path):
 @pytest.mark.slow
 def test_full_preset(tmp_path):
     _assert_only_documented_failures(run_claim(CLAIM, "full", seed=0, out=tmp_path))
+
+
+# --- Part 3's routing diagnostic (reported, not judged) ------------------------------------------
+def test_needed_tokens_worked_example():
+    """57 + 468 = 525 coupled (theory/tasks/arithmetic.py): slots 0 5 7 + 4 6 8 = at 0..7; answer
+    digit k (significance k) needs the operand digits of significances k and k - 1."""
+    ex = arithmetic.layout("coupled", jnp.array([7, 5, 0]), jnp.array([8, 6, 4]), 2, 3, 1)
+    need = np.asarray(runs.needed_tokens(ex))                                  # (4, 12)
+    want = {0: {2, 6}, 1: {1, 2, 5, 6}, 2: {0, 1, 4, 5}, 3: {0, 4}}            # k = 3: the carry digit
+    assert {k: set(np.flatnonzero(need[k]).tolist()) for k in range(4)} == want
+
+
+@pytest.mark.parametrize("fmt", ["coupled", "padded", "hints", "abacus"])
+def test_routing_mass_under_uniform_attention(fmt):
+    """With W_Q = 0 every head attends uniformly over the visible real tokens, so the needed mass of
+    read slot r is |needed tokens at or before r| / |real tokens at or before r|, exactly."""
+    cfg = dataclasses.replace(Config.quick(), d_model=16, n_heads=2, d_ff=8, schemes=("coupled", "learned", "hints",
+                                                                                       "abacus"))
+    spec = runs.spec_for(cfg, (fmt,))
+    params = transformer.init(jax.random.key(0), spec.model)
+    params = params._replace(blocks=params.blocks._replace(W_Q=jnp.zeros_like(params.blocks.W_Q)))
+    ex = runs.examples(data_key(jax.random.key(1)), 0, 8, 1, 5, 5, False, spec)
+    mass, right = runs.routing(params, spec, ex)                                 # (8, 6)
+    need = np.asarray(jax.vmap(runs.needed_tokens)(ex))                          # (8, 6, T)
+    real, read = np.asarray(ex.pad_mask), np.asarray(ex.read)
+    for b in range(8):
+        for k in np.flatnonzero(np.asarray(ex.y_mask[b])):
+            r = read[b, k]
+            want = need[b, k, :r + 1].sum() / real[b, :r + 1].sum()
+            assert abs(float(mass[b, k]) - want) < 1e-6
+    assert right.shape == mass.shape == (8, 6)
 
 
 def test_positions_judge_without_schemes():

@@ -1,9 +1,11 @@
 """The figure of `arithmetic`, drawn from the result file alone.
 
 Panels: Part 3 (exact match against operand length per scheme, seeds thin, seed mean thick,
-training range shaded), Part 1 (the construction over coupled ids and over absolute slots), and
-Part 2's panel, drawn by `plot_completion(ax, data)` of experiments/arithmetic/parts/completion.py
-when that part ran and provides it.
+training range shaded), Part 3's routing (the attention mass on the operand digits each answer
+digit needs, same layout; results from before it was measured leave the panel empty), Part 1 (the
+construction over coupled ids and over absolute slots), and Part 2's panel, drawn by
+`plot_completion(ax, data)` of experiments/arithmetic/parts/completion.py when that part ran and
+provides it.
 """
 from __future__ import annotations
 
@@ -19,16 +21,20 @@ COLORS = {"coupled": "tab:blue", "abacus": "tab:green", "learned": "tab:red", "h
 
 def plot(result: dict):
     d = result["data"]
-    fig, axes = figure(1, 3, width=4.6, height=3.6)
+    fig, axes = figure(1, 4, width=4.6, height=3.6)
     if "positions" in d:
         _plot_positions(axes[0, 0], d["positions"])
+    if "positions" in d and "needed_mass" in d["positions"]["measured"]:
+        _plot_routing(axes[0, 1], d["positions"])
+    else:
+        axes[0, 1].set_axis_off()
     if "construction" in d:
-        _plot_construction(axes[0, 1], d["construction"])
+        _plot_construction(axes[0, 2], d["construction"])
     completion = _completion_plotter() if "completion" in d else None
     if completion is not None:
-        completion(axes[0, 2], d["completion"])
+        completion(axes[0, 3], d["completion"])
     else:
-        axes[0, 2].set_axis_off()
+        axes[0, 3].set_axis_off()
     return fig
 
 
@@ -55,6 +61,22 @@ def _plot_positions(ax, part: dict) -> None:
     ax.set(xlabel="operand length (digits)", ylabel="exact match", ylim=(-0.03, 1.03),
            title=f"1-layer decoders, {M['steps']} steps")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=7)
+
+
+def _plot_routing(ax, part: dict) -> None:
+    P, M = part["predicted"], part["measured"]
+    n = np.asarray(M["lengths"])
+    lo, hi = P["train_digits"]
+    ax.axvspan(lo - 0.5, hi + 0.5, color="gray", alpha=0.12)
+    for name, mass in zip(M["schemes"], M["needed_mass"]):
+        mass = np.asarray(mass, float)                                  # (S, L)
+        c = COLORS.get(name, "black")
+        for s in mass:
+            ax.plot(n, s, color=c, lw=0.6, alpha=0.5)
+        ax.plot(n, mass.mean(axis=0), color=c, lw=1.8, marker="o", ms=3, label=name)
+    ax.set(xlabel="operand length (digits)", ylabel="attention on the needed digits (best head)",
+           ylim=(-0.03, 1.03), title="routing: digits of significance s and s - 1")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=7)
 
 
 def _plot_construction(ax, part: dict) -> None:

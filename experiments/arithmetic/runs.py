@@ -18,6 +18,14 @@ One run (`run`), from its key k -> (k_init, k_data, k_eval):
             laid out for N_test digits (one shape), test shifts; exact match = the fraction whose
             every answer digit is the argmax at its read slot. Teacher forcing: every digit right
             given the true prefix <=> greedy decoding writes the whole answer.
+    routing on the same pairs (reported, never judged): the accuracy of each answer digit, and
+            the attention mass of block 0 (its most focused head) on the operand digits the read
+            slot needs, `needed_tokens`: a digit of significance s is a_s + b_s + c_s mod 10 and
+            its carry c_s is fixed by a_(s-1), b_(s-1) and the previous answer digit, so a
+            one-layer adder must read the operand digits of significances s and s - 1 (the two
+            ids Cho et al.'s construction attends to; theory/models/adder.py). A mass near 1 at
+            every length with digit errors growing says the routing generalizes and the readout
+            does not; a mass that falls beyond the training lengths says the routing fails.
 
 The schemes of one sequence length (all but hints) are one vmapped sweep: the scheme index is a
 traced value and the batch is built by `lax.switch` over the formats (vmapped, every format's
@@ -109,18 +117,47 @@ def per_sequence(params, spec: RunSpec, ex):
     return jax.vmap(one)(ex)
 
 
-def evaluate(params, k_eval, scheme, *, spec: RunSpec) -> jax.Array:
-    """Exact match at every operand length n = 1..n_test (n_test,), both operands n digits, laid
-    out for n_test digits (one shape; n is traced: at test time `hi` only bounds the lengths)."""
+def needed_tokens(ex) -> jax.Array:
+    """(M, T) bool for one example: token t is an operand digit (before =) whose significance is
+    that of answer digit k or one below (k's carry), for the digit read at slot read_k."""
+    T = ex.tokens.shape[0]
+    eq = jnp.argmax(ex.tokens == arithmetic.EQ)                                    # () slot of =
+    operand = (jnp.arange(T) < eq) & (ex.sig >= 0)                                 # (T,)
+    s = ex.sig[ex.read + 1]                                                        # (M,) significance of digit k
+    same = (ex.sig[None, :] == s[:, None]) | (ex.sig[None, :] == s[:, None] - 1)   # (M, T)
+    return operand[None, :] & same & ex.y_mask[:, None]
+
+
+def routing(params, spec: RunSpec, ex):
+    """(needed attention mass (B, M), digit right (B, M)) per sequence: the largest over heads of
+    block 0's attention from read slot k onto needed_tokens(ex)[k], and argmax == y at slot k."""
+    def one(e):
+        out, acts = transformer.forward(params, e.tokens, e.pos, e.pad_mask, spec.model, True, spec.pos_gain)
+        A = acts.pattern[0][:, e.read, :]                                         # (H, M, T)
+        mass = jnp.max(jnp.sum(A * needed_tokens(e)[None].astype(A.dtype), axis=-1), axis=0)   # (M,)
+        right = jnp.argmax(out[e.read], axis=-1) == e.y                           # (M,)
+        return mass, right
+    return jax.vmap(one)(ex)
+
+
+def evaluate(params, k_eval, scheme, *, spec: RunSpec):
+    """At every operand length n = 1..n_test, both operands n digits, laid out for n_test digits (one
+    shape; n is traced: at test time `hi` only bounds the lengths): exact match (n_test,), the mean
+    needed attention mass over the answer digits (n_test,) and each answer digit's accuracy
+    (n_test, n_test + 1) (k-th in sequence order; 0 beyond n + 1 digits)."""
     def at(n):
         ex = examples(data_key(jax.random.fold_in(k_eval, n)), scheme, spec.eval_pairs, n, n, spec.n_test,
                       False, spec)
-        return jnp.mean(per_sequence(params, spec, ex)[1])
+        exact = jnp.mean(per_sequence(params, spec, ex)[1])
+        mass, right = routing(params, spec, ex)                                   # (B, M), (B, M)
+        w = ex.y_mask.astype(mass.dtype)                                          # (B, M)
+        return exact, jnp.sum(mass * w) / jnp.sum(w), jnp.mean(right * w, axis=0)
     return jax.lax.map(at, jnp.arange(1, spec.n_test + 1))
 
 
 def run(key, scheme, *, spec: RunSpec, run_id=0, progress=None):
-    """Train one model from `key`; (exact match per test length (n_test,), loss trace, first bad step)."""
+    """Train one model from `key`; (exact match (n_test,), needed attention mass (n_test,), digit
+    accuracy (n_test, n_test + 1), loss trace, first bad step)."""
     k_init, k_data, k_eval = jax.random.split(key, 3)
     opt = make_optimizer(OptimizerConfig("adam", clip=1.0, schedule="warmup_cosine",
                                          warmup=max(spec.steps // 100, 1), final_lr_frac=0.1), spec.lr, spec.steps)
@@ -135,25 +172,29 @@ def run(key, scheme, *, spec: RunSpec, run_id=0, progress=None):
     params0 = params0._replace(P=spec.pos_init * params0.P)
     params, trace = train(k_data, params0, loss_fn, sample_batch, opt,
                           steps=spec.steps, log_every=spec.log_every, progress=progress, run_id=run_id)
-    return evaluate(params, k_eval, scheme, spec=spec), trace.loss, trace.first_bad_step
+    exact, mass, digits = evaluate(params, k_eval, scheme, spec=spec)
+    return exact, mass, digits, trace.loss, trace.first_bad_step
 
 
-def train_and_eval(cfg, run_keys: jax.Array, progress: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Every scheme of cfg.schemes x seeds (run_keys (S, 2), paired over schemes): exact match
-    (schemes, S, n_test) and loss traces (schemes, S, steps / log_every), in cfg.schemes order."""
+def train_and_eval(cfg, run_keys: jax.Array, progress: str | None = None) -> dict[str, np.ndarray]:
+    """Every scheme of cfg.schemes x seeds (run_keys (S, 2), paired over schemes), in cfg.schemes
+    order: exact_match (schemes, S, n_test), needed_mass (schemes, S, n_test), digit_acc
+    (schemes, S, n_test, n_test + 1) and loss (schemes, S, steps / log_every)."""
     S = run_keys.shape[0]
     groups: dict[int, list[str]] = {}
     for s in cfg.schemes:
         groups.setdefault(arithmetic.seq_len(FORMAT[s], cfg.train_digits[1]), []).append(s)
-    acc, loss = {}, {}
+    names_out = ("exact_match", "needed_mass", "digit_acc", "loss")
+    got: dict[str, dict[str, np.ndarray]] = {k: {} for k in names_out}
     for names in groups.values():
         spec = spec_for(cfg, tuple(FORMAT[s] for s in names))
         V = len(names)
         keys = jnp.tile(run_keys, (V, 1))                                         # (V*S, 2)
         scheme = np.repeat(np.arange(V, dtype=np.int32), S)                       # (V*S,)
-        a, lo, bad = sweep(functools.partial(run, spec=spec, progress=progress), keys, scheme=scheme)
-        raise_if_diverged(Trace(None, lo, None, bad), "arithmetic/positions",
+        *outs, bad = sweep(functools.partial(run, spec=spec, progress=progress), keys, scheme=scheme)
+        raise_if_diverged(Trace(None, outs[-1], None, bad), "arithmetic/positions",
                           {"scheme": np.repeat(names, S), "lr": cfg.lr})
         for i, s in enumerate(names):
-            acc[s], loss[s] = np.asarray(a)[i * S:(i + 1) * S], np.asarray(lo)[i * S:(i + 1) * S]
-    return np.stack([acc[s] for s in cfg.schemes]), np.stack([loss[s] for s in cfg.schemes])
+            for k, o in zip(names_out, outs):
+                got[k][s] = np.asarray(o)[i * S:(i + 1) * S]
+    return {k: np.stack([got[k][s] for s in cfg.schemes]) for k in names_out}

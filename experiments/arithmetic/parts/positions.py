@@ -9,7 +9,9 @@ scripts/addition/run_coupling.sh's small configuration: train 5, test 10).
 
     predict   the training and test ranges; the thresholds below are `expected`: ordinal, no
               paper reports a number at this size
-    measure   exact match (scheme, seed, length) and the loss traces
+    measure   exact match (scheme, seed, length) and the loss traces; reported beside them (not
+              judged): each answer digit's accuracy and the attention mass on the operand digits
+              the read slot needs (experiments/arithmetic/runs.py `routing`), per length
     judge     coupled >= 0.9 at the longest test length in every seed; learned absolute <= 0.1 at
               every test length beyond the training range in every seed; Abacus, hints and
               reversed are reported (the seed means at the test lengths), not judged
@@ -37,12 +39,14 @@ def predict(cfg) -> dict:
 
 
 def measure(cfg, keys: Keys, progress: str | None) -> dict:
-    acc, loss = runs.train_and_eval(cfg, keys.sub("runs").runs(cfg.seeds), progress)   # (V, S, L), (V, S, logs)
+    out = runs.train_and_eval(cfg, keys.sub("runs").runs(cfg.seeds), progress)
+    acc = out["exact_match"]                                                         # (V, S, L)
     lengths = np.arange(1, cfg.test_digits[1] + 1)
     test = lengths >= cfg.test_digits[0]
-    return {"schemes": list(cfg.schemes), "lengths": lengths.tolist(), "exact_match": acc, "loss": loss,
-            "steps": cfg.steps,
-            "test_mean": {s: acc[i][:, test].mean(axis=0).tolist() for i, s in enumerate(cfg.schemes)}}
+    return {"schemes": list(cfg.schemes), "lengths": lengths.tolist(), "exact_match": acc, "loss": out["loss"],
+            "needed_mass": out["needed_mass"], "digit_acc": out["digit_acc"], "steps": cfg.steps,
+            "test_mean": {s: acc[i][:, test].mean(axis=0).tolist() for i, s in enumerate(cfg.schemes)},
+            "needed_mass_mean": {s: out["needed_mass"][i].mean(axis=0).tolist() for i, s in enumerate(cfg.schemes)}}
 
 
 def judge(cfg, P: dict, M: dict) -> list[Check]:
