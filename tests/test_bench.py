@@ -97,3 +97,46 @@ def test_table_and_json_of_a_result(tmp_path):
     assert "c (p, 2 steps): engine vs naive loop" in text and "2.00x" in text and "error" in text
     path = bench.write(result, tmp_path / "bench.json")
     assert json.loads(path.read_text())["x"] == "nan"
+
+
+def _claim_row(part: str, date: str, peak: float) -> dict:
+    return {"part": part, "steps": 2, "fused_steps_per_second": 10.0, "naive_steps_per_second": 5.0,
+            "fused_vs_naive": 2.0, "fused_programs": 1, "naive_programs": 3, "achieved_flops_per_second": 1e9,
+            "fraction_of_matmul_peak": 1e9 / peak, "compiled_memory_bytes": 2 ** 20,
+            "measured": {"date": date, "load_average_at_start": [0.0, 0.0, 0.0], "matmul_flops_per_second": peak}}
+
+
+def test_claim_rows_merge_into_the_bench_file(tmp_path):
+    """`sandbox bench NAME`: the new claim rows replace theirs, every other row stays, and the table
+    reads each row's FLOP fraction against the matmul throughput of the run that measured it."""
+    day1, day2 = "2026-01-01T00:00:00+00:00", "2026-02-02T00:00:00+00:00"
+    q = lambda s: {"cold": {"seconds": s, "peak_rss_bytes": 2 ** 30}, "warm": {"seconds": s / 2}}   # noqa: E731
+    old = {"schema": bench.SCHEMA, "quick": False, "machine": {"date": day1, "cpu_model": "cpu", "cores": 2, "jax": "x"},
+           "matmul_flops_per_second": 1e11, "bench_seconds": 100.0, "rpe": None,
+           "claims": {"a": _claim_row("pa", day1, 1e11), "b": _claim_row("pb", day1, 1e11)},
+           "quick_presets": {"a": q(10.0), "b": q(20.0)}}
+    path = bench.write(old, tmp_path / "bench.json")
+    new = {"schema": bench.SCHEMA, "quick": False, "machine": {"date": day2, "cpu_model": "cpu", "cores": 2, "jax": "x"},
+           "matmul_flops_per_second": 4e11, "bench_seconds": 5.0, "claims": {"b": _claim_row("pb2", day2, 4e11)},
+           "quick_presets": {"b": q(30.0)}}
+    m = bench.merged(new, path)
+    assert m["claims"]["a"] == old["claims"]["a"] and m["claims"]["b"]["part"] == "pb2"
+    assert m["quick_presets"] == {"a": q(10.0), "b": q(30.0)}
+    assert m["bench_seconds"] == 100.0 and m["updates"] == [{"claims": ["b"], "date": day2, "seconds": 5.0}]
+    text = bench.render(m)
+    assert "a (pa, 2 steps): engine vs naive loop" in text
+    assert "b (pb2, 2 steps, measured 2026-02-02): engine vs naive loop" in text
+    assert "400.0 G" in text and "100.0 G" in text                        # each row's own throughput
+    assert "rows of b measured 2026-02-02" in text
+    assert bench.merged(new, tmp_path / "missing.json") == new          # no file: the new rows alone
+
+
+@pytest.mark.parametrize("names", [["nosuch"], ["svm_bias", "svm_bias"]])
+def test_bench_refuses_unknown_or_repeated_claims(names, capsys, monkeypatch):
+    from theory import cli
+    monkeypatch.delenv("SANDBOX_NO_COMPILE_CACHE", raising=False)
+    assert cli.main(["bench", *names]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bench: claims must be distinct names" in err[0]
+    import os
+    assert "SANDBOX_NO_COMPILE_CACHE" not in os.environ                  # refused before anything changed

@@ -109,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="speed ratios measured in one run on this machine", parents=[debug])
     b.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
+    b.add_argument("names", nargs="*", metavar="NAME",
+                   help="measure only these claims' rows and merge them into results/bench.json")
     return p
 
 
@@ -182,7 +184,7 @@ def _one_line(e: BaseException) -> str:
 def _dispatch(args) -> int:
     if args.cmd == "bench":   # before anything imports JAX: the bench sets the host device count
         from theory import bench
-        bench.main(quick=args.quick)
+        bench.main(quick=args.quick, names=args.names or None)
         return 0
     from theory.engine.cache import enable_persistent_cache
     from theory.harness import registry as claims

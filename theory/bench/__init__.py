@@ -17,6 +17,12 @@ The bench's own timings never use the persistent compilation cache (cold compile
 child processes of the cold/warm rows do. `--quick` is a smoke run of the same code at small sizes
 (20 steps, no seeds rows, no child quick presets, a small cold/warm child): its JSON goes to the
 temp folder; the full bench writes results/bench.json.
+
+`sandbox bench NAME ...` measures only those claims' rows (no RPE row) and merges them into the
+existing results/bench.json, replacing those claims' rows and keeping the others. Every claim row
+carries the machine facts and the matmul throughput of the run that measured it (`measured`), so
+each ratio and FLOP fraction is still taken within one run; the table marks a row measured on
+another date than the file's header.
 """
 from __future__ import annotations
 
@@ -40,12 +46,15 @@ def _fmt_s(x: float) -> str:
 def table(result: dict) -> list[tuple[str, str, str, str]]:
     """(measurement, ours, reference, ratio) rows of a bench result."""
     rows = []
-    peak = result["matmul_flops_per_second"]
+    day = result["machine"]["date"][:10]
     for name, r in result["claims"].items():
         if "error" in r:
             rows.append((f"{name}", "error", r["error"][:40], ""))
             continue
-        tag = f"{name} ({r['part']}, {r['steps']} steps)"
+        own = r.get("measured", {})
+        peak = own.get("matmul_flops_per_second", result["matmul_flops_per_second"])
+        when = own.get("date", result["machine"]["date"])[:10]
+        tag = f"{name} ({r['part']}, {r['steps']} steps{'' if when == day else ', measured ' + when})"
         rows.append((f"{tag}: engine vs naive loop", f"{r['fused_steps_per_second']:,.0f} steps/s",
                      f"{r['naive_steps_per_second']:,.0f} steps/s", f"{r['fused_vs_naive']:.2f}x"))
         rows.append((f"{name}: programs compiled, engine / naive", f"{r['fused_programs']}",
@@ -97,6 +106,8 @@ def render(result: dict) -> str:
     head = (f"sandbox bench ({'quick' if result['quick'] else 'full'}), {m['date']}: {m['cpu_model']}, "
             f"{m['cores']} cores, jax {m['jax']}; f32 matmul {result['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s; "
             f"{result['bench_seconds']:.0f} s")
+    for u in result.get("updates", []):
+        head += f"; rows of {', '.join(u['claims'])} measured {u['date'][:10]} ({u['seconds']:.0f} s)"
     rows = [("measurement", "ours", "reference", "ratio")] + table(result)
     w = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = [head] + ["  ".join([r[0].ljust(w[0])] + [r[i].rjust(w[i]) for i in (1, 2, 3)]) for r in rows]
@@ -135,23 +146,56 @@ def _guarded(result: dict, key: str, fn) -> None:
         print(f"[bench] {key} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
 
 
+def merged(new: dict, path: Path) -> dict:
+    """`new` (a bench of some claims only) merged into the bench file at `path`: its claim and
+    quick-preset rows replace those of the file, every other row of the file is kept; without a
+    readable file of this schema, `new` alone."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return new
+    if old.get("schema") != SCHEMA or old.get("quick"):
+        return new
+    out = dict(old)
+    out["updates"] = [*old.get("updates", []), {"claims": list(new["claims"]), "date": new["machine"]["date"],
+                                                 "seconds": new["bench_seconds"]}]
+    out["claims"] = {**old.get("claims", {}), **new["claims"]}
+    out["quick_presets"] = {**old.get("quick_presets", {}), **new.get("quick_presets", {})}
+    errors = {k: v for k, v in old.get("errors", {}).items() if k != "quick_presets"}
+    errors.update(new.get("errors", {}))
+    out["errors"] = errors
+    if not errors:
+        out.pop("errors")
+    return out
+
+
 def main(quick: bool = False, names: list[str] | None = None, out: Path | None = None) -> dict:
-    """Measure every row, print the table, write the JSON (see the module docstring)."""
-    os.environ["SANDBOX_NO_COMPILE_CACHE"] = "1"          # the bench's own compiles stay cold
+    """Measure every row (or, with `names`, those claims' rows merged into results/bench.json), print
+    the table, write the JSON (see the module docstring)."""
     from theory.bench import claims, machine, rpe
+    from theory.errors import SandboxError
+    known = claims.claim_names()
+    unknown = [n for n in names or () if n not in known]
+    if unknown or (names is not None and len(set(names)) != len(names)):
+        raise SandboxError(f"bench: claims must be distinct names from {', '.join(known)}; got {' '.join(names)}")
+    os.environ["SANDBOX_NO_COMPILE_CACHE"] = "1"          # the bench's own compiles stay cold
     t0 = time.perf_counter()
     result: dict = {"schema": SCHEMA, "quick": quick, "machine": machine.facts(),
                     "matmul_flops_per_second": machine.matmul_flops_per_second()}
     steps, K = (20, 0) if quick else (200, 4)
     result.update(steps=steps, seeds_K=K, claims={})
-    for name in names or claims.claim_names():
+    measured = {"date": result["machine"]["date"], "load_average_at_start": result["machine"]["load_average_at_start"],
+                "matmul_flops_per_second": result["matmul_flops_per_second"]}
+    for name in names or known:
         print(f"[bench] {name}", file=sys.stderr, flush=True)
         try:
             result["claims"][name] = claims.row(name, steps, K, result["matmul_flops_per_second"])
         except Exception as e:                       # noqa: BLE001 (one claim's failure is a row, not a crash)
             result["claims"][name] = {"error": f"{type(e).__name__}: {e}"}
-    print("[bench] rpe", file=sys.stderr, flush=True)
-    _guarded(result, "rpe", lambda: rpe.row(quick))
+        result["claims"][name]["measured"] = measured
+    if not names:
+        print("[bench] rpe", file=sys.stderr, flush=True)
+        _guarded(result, "rpe", lambda: rpe.row(quick))
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as tmp:
         if quick:
             _guarded(result, "cache", lambda: rpe.cache_row(Path(tmp)))
@@ -160,6 +204,8 @@ def main(quick: bool = False, names: list[str] | None = None, out: Path | None =
             _guarded(result, "quick_presets", lambda: claims.claims_memory(list(result["claims"]), Path(tmp)))
     result["bench_seconds"] = time.perf_counter() - t0
     path = out or (Path(tempfile.gettempdir()) / "sandbox-bench-quick.json" if quick else BENCH_JSON)
+    if names and not quick:
+        result = merged(result, path)
     print(render(result))
     print(f"wrote {write(result, path)}")
     return result
