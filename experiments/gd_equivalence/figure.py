@@ -61,13 +61,25 @@ def plot(result: dict):
         a.plot(K, dp["gd"], **PRED, marker="o", label="K-step GD (best eta)")
         a.plot(K, dp["gdpp_shared"], color="grey", ls="--", marker="o", label="GD++ shared (eta, gamma)")
         a.plot(K, dp["gdpp_layer"], color="grey", ls=":", marker="o", label="GD++ per-layer")
-        a.plot(K, dp["tf_shared"], **MEAS, marker="x", label="trained LSA, shared")
-        a.plot(K, dp["tf_per_layer"], color="tab:green", marker="x", label="trained LSA, per-layer")
+        top = 1.15 * sm["loss"]
+        for name, key, style in (("shared", "tf_shared", MEAS), ("per_layer", "tf_per_layer", {"color": "tab:green"})):
+            y = np.asarray(dp[key], float)                                  # (len(K),) pure-LSA held-out loss
+            color = style.get("color", "C0")
+            a.plot(K, np.where(y > top, np.nan, y), **style, marker="x", label=f"trained LSA, {name.replace('_', '-')}")
+            for k, v in zip(K, y):                                          # off the scale: marked at the top
+                if v > top:
+                    a.plot(k, 0.97 * top, marker="^", color=color, ls="none")
+                    a.annotate(f"{v:.1e}", (k, 0.97 * top), xytext=(4, -10 if name == "shared" else -20),
+                               textcoords="offset points", fontsize=7, color=color)
+            trained = [(k, c[name]["loss_as_trained"]) for k, c in zip(K, dp.get("clamp", [])) if c and name in c]
+            if trained:                                                     # the deep-stack recipe's clamp on
+                a.plot(*zip(*trained), marker="o", mfc="none", color=color, ls="none",
+                       label=f"{name.replace('_', '-')}, as trained (clamp on)")
         a.set(xticks=K)
     a.axhline(sm["loss"], **CONTROL, label=f"1 softmax head (cos {sm['cosine']:.3f})")
-    a.set(xlabel="layers K", ylabel="held-out 1/2 MSE", title="depth: LSA vs GD and GD++",
+    a.set(xlabel="layers K", ylabel="held-out 1/2 MSE", title="depth: LSA vs GD and GD++ (^: off the scale)",
           ylim=(0, 1.15 * sm["loss"]))
-    a.legend(loc="lower left", ncols=2, fontsize=7)
+    a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=3, fontsize=6)
     fig.suptitle(f"gd_equivalence ({result['preset']}): {result['verdict'].upper()}", fontsize=11)
     return fig
 
