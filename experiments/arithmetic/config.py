@@ -14,6 +14,11 @@ distractors at unseen id distances (exact match 0.27 at 10 digits after 2000 ste
 table at zero (pos_init 0) gave 0.72-0.83 at 10 digits (0.33-0.51 with batch 128 or d 128);
 decoupled weight decay 0.5 (AdamW) lowered it to 0.0. Cho et al. train 50k steps at batch 1000
 (HanseulJo/position-coupling configs/training/default.yaml), far beyond this CPU budget.
+Measured since (seed 0, 2000 steps, d 128, d_ff 512, coupled only): the batch is what moves the
+10-digit exact match (0.62 at 256, 0.84 at 512, 0.976 at 1000; 0.82-0.98 over 3 seeds at 1000),
+not the steps (8000 at batch 64: 0.03-0.07) or the learning rate (1e-3 at batch 64: 0.00-0.75
+over 3 seeds). The presets keep the issue's batch 64 / 128 for time; `--set batch=1000
+--set d_model=128 --set d_ff=512` is the authors' batch (~13 min per seed on 2 cores).
 """
 from __future__ import annotations
 
