@@ -111,12 +111,13 @@ def test_claim_rows_merge_into_the_bench_file(tmp_path):
     reads each row's FLOP fraction against the matmul throughput of the run that measured it."""
     day1, day2 = "2026-01-01T00:00:00+00:00", "2026-02-02T00:00:00+00:00"
     q = lambda s: {"cold": {"seconds": s, "peak_rss_bytes": 2 ** 30}, "warm": {"seconds": s / 2}}   # noqa: E731
-    old = {"schema": bench.SCHEMA, "quick": False, "machine": {"date": day1, "cpu_model": "cpu", "cores": 2, "jax": "x"},
+    machine = {"cpu_model": "cpu", "cores": 2, "jax": "x"}
+    old = {"schema": bench.SCHEMA, "quick": False, "machine": {"date": day1, **machine},
            "matmul_flops_per_second": 1e11, "bench_seconds": 100.0, "rpe": None,
            "claims": {"a": _claim_row("pa", day1, 1e11), "b": _claim_row("pb", day1, 1e11)},
            "quick_presets": {"a": q(10.0), "b": q(20.0)}}
     path = bench.write(old, tmp_path / "bench.json")
-    new = {"schema": bench.SCHEMA, "quick": False, "machine": {"date": day2, "cpu_model": "cpu", "cores": 2, "jax": "x"},
+    new = {"schema": bench.SCHEMA, "quick": False, "machine": {"date": day2, **machine},
            "matmul_flops_per_second": 4e11, "bench_seconds": 5.0, "claims": {"b": _claim_row("pb2", day2, 4e11)},
            "quick_presets": {"b": q(30.0)}}
     m = bench.merged(new, path)
