@@ -151,7 +151,7 @@ def evaluate(params, k_eval, scheme, *, spec: RunSpec):
         exact = jnp.mean(per_sequence(params, spec, ex)[1])
         mass, right = routing(params, spec, ex)                                   # (B, M), (B, M)
         w = ex.y_mask.astype(mass.dtype)                                          # (B, M)
-        return exact, jnp.sum(mass * w) / jnp.sum(w), jnp.mean(right * w, axis=0)
+        return exact, jnp.sum(mass * w) / jnp.sum(w), jnp.mean(right.astype(w.dtype) * w, axis=0)
     return jax.lax.map(at, jnp.arange(1, spec.n_test + 1))
 
 
