@@ -45,38 +45,37 @@ def _completion_plotter():
         return None
 
 
-def _plot_positions(ax, part: dict) -> None:
+def _scheme_curves(ax, part: dict, key: str, seeds_in_label: bool) -> None:
+    """Part 3's measurement `key` (schemes, S, L) against operand length: the training lengths
+    shaded, each seed a thin line, the seed mean thick, one colour per scheme."""
     P, M = part["predicted"], part["measured"]
     n = np.asarray(M["lengths"])
     lo, hi = P["train_digits"]
     ax.axvspan(lo - 0.5, hi + 0.5, color="gray", alpha=0.12, label=f"training lengths {lo}-{hi}")
-    for name, em in zip(M["schemes"], M["exact_match"]):
-        em = np.asarray(em, float)                                      # (S, L)
+    for name, v in zip(M["schemes"], M[key]):
+        v = np.asarray(v, float)                                        # (S, L)
         c = COLORS.get(name, "black")
-        for s in em:
+        for s in v:
             ax.plot(n, s, color=c, lw=0.6, alpha=0.5)
-        ax.plot(n, em.mean(axis=0), color=c, lw=1.8, marker="o", ms=3, label=f"{name} ({em.shape[0]} seeds)")
+        ax.plot(n, v.mean(axis=0), color=c, lw=1.8, marker="o", ms=3,
+                label=f"{name} ({v.shape[0]} seeds)" if seeds_in_label else name)
+
+
+def _plot_positions(ax, part: dict) -> None:
+    _scheme_curves(ax, part, "exact_match", seeds_in_label=True)
     ax.axhline(0.9, xmin=0, xmax=1, label="coupled >= 0.9 at the longest; learned <= 0.1 beyond", **PRED)
     ax.axhline(0.1, **PRED)
     ax.set(xlabel="operand length (digits)", ylabel="exact match", ylim=(-0.03, 1.03),
-           title=f"1-layer decoders, {M['steps']} steps")
+           title=f"1-layer decoders, {part['measured']['steps']} steps")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=7)
 
 
 def _plot_routing(ax, part: dict) -> None:
-    P, M = part["predicted"], part["measured"]
-    n = np.asarray(M["lengths"])
-    lo, hi = P["train_digits"]
-    ax.axvspan(lo - 0.5, hi + 0.5, color="gray", alpha=0.12)
-    for name, mass in zip(M["schemes"], M["needed_mass"]):
-        mass = np.asarray(mass, float)                                  # (S, L)
-        c = COLORS.get(name, "black")
-        for s in mass:
-            ax.plot(n, s, color=c, lw=0.6, alpha=0.5)
-        ax.plot(n, mass.mean(axis=0), color=c, lw=1.8, marker="o", ms=3, label=name)
+    _scheme_curves(ax, part, "needed_mass", seeds_in_label=False)
     ax.set(xlabel="operand length (digits)", ylabel="attention on the needed digits (best head)",
            ylim=(-0.03, 1.03), title="routing: digits of significance s and s - 1")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=7)
+    handles, labels = ax.get_legend_handles_labels()                    # the schemes, not the shading again
+    ax.legend(handles[1:], labels[1:], loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=7)
 
 
 def _plot_construction(ax, part: dict) -> None:
