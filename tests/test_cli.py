@@ -549,3 +549,86 @@ def test_reproduce_skips_up_to_date_claims_unless_forced(tmp_path, capsys, fake_
     assert runner.up_to_date("fake", "quick", tmp_path) is None                        # code changed: rerun
     record("resume", "`sandbox reproduce` twice, then with --force, then after a code change",
            "second run skips the up-to-date claim (result untouched); --force and changed code rerun it")
+
+
+# --- reproduce --jobs: claims in child processes (theory/harness/jobs.py) ---------------------------
+_CHILD = """
+import sys
+sys.path.insert(0, {tests!r})
+import test_cli
+from theory.harness import registry as claims
+sys.modules["fake_claim"] = test_cli._fake_module(value={value!r})
+claims.CLAIMS = {{n: claims.ClaimSpec(n, "x = sqrt(x)^2", "nobody", "fake_claim") for n in ("fake_a", "fake_b")}}
+from theory.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _two_fakes(monkeypatch, tmp_path, value=None):
+    """Claims fake_a and fake_b (the fake module) here and in every child `sandbox run`."""
+    from theory.harness import jobs
+    monkeypatch.setitem(sys.modules, "fake_claim", _fake_module(value=value))
+    monkeypatch.setattr(claims, "CLAIMS", {n: claims.ClaimSpec(n, "x = sqrt(x)^2", "nobody", "fake_claim")
+                                           for n in ("fake_a", "fake_b")})
+    code = _CHILD.format(tests=str(Path(__file__).parent), value=value).replace("nan", "float('nan')")
+    monkeypatch.setattr(jobs, "run_argv", lambda name, preset, out: [sys.executable, "-c", code, "run", name]
+                        + (["--full"] if preset == "full" else []) + ["--out", str(out)])
+
+
+def test_reproduce_with_jobs_runs_children_and_equals_one_process(tmp_path, capsys, monkeypatch):
+    _two_fakes(monkeypatch, tmp_path)
+    assert main(["reproduce", "--jobs", "2", "--out", str(tmp_path / "par")]) == 0
+    out = capsys.readouterr().out
+    assert "2 at a time, each in its own process" in out and "[fake_a]" in out and "[fake_b]" in out
+    assert "reproduced 2 claims" in out and "failed: none" in out
+    assert main(["reproduce", "--out", str(tmp_path / "seq")]) == 0
+    for n in ("fake_a", "fake_b"):
+        a, b = (json.loads((tmp_path / d / "results" / f"{n}.json").read_text()) for d in ("par", "seq"))
+        assert a["checks"] == b["checks"] and a["data"] == b["data"] and a["code"] == b["code"]
+    assert main(["reproduce", "--jobs", "2", "--out", str(tmp_path / "par")]) == 0     # up to date: no child
+    assert "at a time" not in capsys.readouterr().out
+
+
+def test_reproduce_with_jobs_reports_failed_and_broken_children(tmp_path, capsys, monkeypatch):
+    _two_fakes(monkeypatch, tmp_path, value=5.0)             # a wrong measurement: both claims fail
+    assert main(["reproduce", "--jobs", "2", "--out", str(tmp_path)]) == 1
+    assert "failed: fake_a, fake_b" in capsys.readouterr().out
+    _two_fakes(monkeypatch, tmp_path, value=float("nan"))    # a non-finite measurement: exit 2 in the child
+    assert main(["reproduce", "--jobs", "2", "--force", "--out", str(tmp_path / "nan")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "claims that did not finish: fake_a (exit 2), fake_b (exit 2)" in err[0]
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "x", "1.5"])
+def test_reproduce_refuses_bad_job_counts(bad, tmp_path, capsys):
+    try:
+        code = main(["reproduce", "--jobs", bad, "--out", str(tmp_path)])
+    except SystemExit as e:              # argparse refuses a non-integer
+        code = e.code
+    assert code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not any(tmp_path.iterdir())
+
+
+def test_longest_first_and_run_all_order():
+    from theory.harness import jobs
+    assert jobs.longest_first(["a", "b", "c", "d"], {"a": 5.0, "b": None, "c": 50.0}) == ["b", "d", "c", "a"]
+    argv = {n: [sys.executable, "-c", f"print('line of {n}'); raise SystemExit({c})"] for n, c in
+            (("p", 0), ("q", 1), ("r", 3))}
+    assert jobs.run_all(["p", "q", "r"], 2, argv.__getitem__) == {"p": 0, "q": 1, "r": 3}
+
+
+def test_run_all_passes_a_signal_on_and_raises_interrupted():
+    import signal
+    import threading
+
+    from theory.engine import interrupt
+    from theory.harness import jobs
+    child = ("import signal, sys, time\n"
+             "signal.signal(signal.SIGINT, lambda *a: sys.exit(130))\nprint('ready', flush=True)\ntime.sleep(60)")
+    t0 = __import__("time").monotonic()
+    with interrupt.interruptible():
+        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+        with pytest.raises(interrupt.Interrupted) as e:
+            jobs.run_all(["a", "b", "c"], 2, lambda n: [sys.executable, "-c", child])
+    assert "not started" in str(e.value) and "c" in str(e.value) and e.value.exit_code == 130
+    assert __import__("time").monotonic() - t0 < 9

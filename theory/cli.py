@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     preset_flags(rp)
     rp.add_argument("--force", action="store_true",
                     help="rerun claims whose result is up to date with the code and preset (skipped otherwise)")
+    rp.add_argument("--jobs", type=int, default=1, metavar="N",
+                    help="run N claims at once, each in its own process, longest first (default 1: one "
+                         "after another in this process); a claim's numbers do not depend on N")
 
     rep = sub.add_parser("report", help="write REPORT.md and the README summary blocks from the results files",
                          parents=[debug])
@@ -177,6 +180,38 @@ def entry(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
+def _reproduce_in_children(todo: list[str], args, results: dict) -> None:
+    """`reproduce --jobs N`: the claims in `todo` as child `sandbox run`s (theory/harness/jobs.py),
+    their results read back into `results`. A child that exits with a bad-input or internal-error
+    code makes the whole command fail with that code, after the others have finished."""
+    import json
+
+    from theory.harness import jobs, runner
+    from theory.harness.results import read_result
+
+    def last_seconds(name):
+        try:
+            return float(json.loads(runner.output_paths(name, args.out, args.preset)[0].read_text())["wall_seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    order = jobs.longest_first(todo, {n: last_seconds(n) for n in todo})
+    print(f"== {', '.join(order)} ({args.preset}): {min(args.jobs, len(order))} at a time, each in its "
+          "own process", flush=True)
+    began = time.time()
+    codes = jobs.run_all(order, args.jobs, lambda n: jobs.run_argv(n, args.preset, args.out))
+
+    def written(name):                   # a result file this run wrote (not one left from before)
+        path = runner.output_paths(name, args.out, args.preset)[0]
+        return path.is_file() and path.stat().st_mtime >= began - 1.0
+    bad = {n: c for n, c in codes.items() if c not in (0, 1) or not written(n)}
+    if bad:
+        raise SandboxError("claims that did not finish: " + ", ".join(f"{n} (exit {c})" for n, c in bad.items())
+                           + "; their lines above say why")
+    for name in order:
+        results[name] = read_result(runner.output_paths(name, args.out, args.preset)[0], claim=name)
+        _print_checks(results[name])
+
+
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
@@ -200,19 +235,24 @@ def _dispatch(args) -> int:
         _print_checks(result)
         return 0 if result["verdict"] == "pass" else 1
     if args.cmd == "reproduce":
+        from theory.harness import jobs
         start, failed = time.perf_counter(), []
+        jobs.check_jobs(args.jobs)
+        results = {}
         for name in claims.names():
             current = None if args.force else runner.up_to_date(name, args.preset, args.out)
             if current is not None:
                 print(f"== {name} ({args.preset}): up to date with the code and preset, not rerun "
                       f"(--force reruns it): {current['verdict'].upper()}", flush=True)
-                result = current
-            else:
+                results[name] = current
+            elif args.jobs == 1:
                 print(f"== {name} ({args.preset})", flush=True)
-                result = runner.run_claim(name, args.preset, out=args.out, progress=True)
-                _print_checks(result)
-            if result["verdict"] != "pass":
-                failed.append(name)
+                results[name] = runner.run_claim(name, args.preset, out=args.out, progress=True)
+                _print_checks(results[name])
+        todo = [n for n in claims.names() if n not in results]
+        if todo and args.jobs > 1:
+            _reproduce_in_children(todo, args, results)
+        failed = [n for n in claims.names() if results[n]["verdict"] != "pass"]
         try:
             for path in report.write(args.out):
                 print(f"wrote {path}")
