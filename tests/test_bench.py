@@ -56,6 +56,7 @@ def test_capture_finds_the_claims_first_training_call(lg_capture):
     assert hasattr(t["grad_fn"], "loss_at")                     # the claim trains with length buckets
 
 
+@pytest.mark.claim          # trains: claim tier, not the unit loop
 def test_fused_and_naive_loops_train_the_same_steps(lg_capture):
     t = lg_capture.train
     params, trace = claims.fused_run(t, 2)(t["params"])
@@ -64,6 +65,7 @@ def test_fused_and_naive_loops_train_the_same_steps(lg_capture):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.claim          # trains: claim tier, not the unit loop
 def test_seeds_row_runs_the_claims_own_run_function(lg_capture):
     r = claims.seeds_row(lg_capture, 2, 2)
     assert r["K"] == 2 and r["vmapped_programs"] >= 1 and r["vmapped_seconds"] > 0 and r["sequential_seconds"] > 0
@@ -74,6 +76,7 @@ def test_useful_flops_of_a_bucketed_step(lg_capture):
     assert 0 < f["useful"] < f["step"] < f["pad"]
 
 
+@pytest.mark.claim          # trains: claim tier, not the unit loop
 def test_rpe_baseline_sees_the_engines_batches():
     """The public-code loop and the engine run the same lengths, batches and init: equal losses."""
     cfg = Config(task="reverse_string", train_max_len=2, n_layers=1, n_heads=2, d_model=8, d_ff=8,

@@ -141,6 +141,7 @@ def _train_losses(cfg):
     return np.asarray(fn(jax.random.split(KEY, 2), jnp.array([False, True])))
 
 
+@pytest.mark.claim          # trains: claim tier, not the unit loop
 def test_bucketed_training_run_equals_pad_to_max():
     """Two vmapped runs of engine.train with shared step lengths: the loss traces of 2 buckets and
     of padding to N agree to float rounding."""

@@ -585,8 +585,18 @@ def test_reproduce_with_jobs_runs_children_and_equals_one_process(tmp_path, caps
     for n in ("fake_a", "fake_b"):
         a, b = (json.loads((tmp_path / d / "results" / f"{n}.json").read_text()) for d in ("par", "seq"))
         assert a["checks"] == b["checks"] and a["data"] == b["data"] and a["code"] == b["code"]
+    times = json.loads((tmp_path / "par" / "results" / "reproduce_times.json").read_text())["quick"]["2"]
+    assert set(times["claims"]) == {"fake_a", "fake_b"} and times["seconds"] > 0
+    table = report.timings(tmp_path / "par")          # a claim that shared the cores has no row of its own
+    assert "`sandbox run fake_a`" not in table
+    assert "| `sandbox reproduce --jobs 2` (every claim, quick; 2 claims" in table
+    table = report.timings(tmp_path / "seq")
+    assert "| `sandbox reproduce` (every claim, quick; one claim at a time) |" in table
+    assert "| `sandbox run fake_a` (quick) |" in table
     assert main(["reproduce", "--jobs", "2", "--out", str(tmp_path / "par")]) == 0     # up to date: no child
     assert "at a time" not in capsys.readouterr().out
+    again = json.loads((tmp_path / "par" / "results" / "reproduce_times.json").read_text())["quick"]["2"]
+    assert again == times                  # nothing ran: not a whole reproduce, the record is kept
 
 
 def test_reproduce_with_jobs_reports_failed_and_broken_children(tmp_path, capsys, monkeypatch):

@@ -205,6 +205,7 @@ def test_neuron_frequency_and_embedding_spectrum(f64):
     np.testing.assert_allclose(spec, [p, 0, p / 2, 0, p / 2, 0, 0], atol=1e-10)
 
 
+@pytest.mark.claim          # trains: claim tier, not the unit loop
 def test_transformer_measurement_pipeline_on_a_tiny_run(f64):
     """The part's measure at p = 7, 200 epochs, 2 runs (seconds): shapes, the split, and the last
     snapshot's losses recomputed from the final parameters."""

@@ -236,9 +236,9 @@ def _dispatch(args) -> int:
         return 0 if result["verdict"] == "pass" else 1
     if args.cmd == "reproduce":
         from theory.harness import jobs
-        start, failed = time.perf_counter(), []
+        start = time.perf_counter()
         jobs.check_jobs(args.jobs)
-        results = {}
+        results, ran = {}, []
         for name in claims.names():
             current = None if args.force else runner.up_to_date(name, args.preset, args.out)
             if current is not None:
@@ -246,13 +246,18 @@ def _dispatch(args) -> int:
                       f"(--force reruns it): {current['verdict'].upper()}", flush=True)
                 results[name] = current
             elif args.jobs == 1:
+                ran.append(name)
                 print(f"== {name} ({args.preset})", flush=True)
                 results[name] = runner.run_claim(name, args.preset, out=args.out, progress=True)
                 _print_checks(results[name])
         todo = [n for n in claims.names() if n not in results]
-        if todo and args.jobs > 1:
+        if todo:
             _reproduce_in_children(todo, args, results)
+            ran += todo
         failed = [n for n in claims.names() if results[n]["verdict"] != "pass"]
+        if len(ran) == len(claims.names()):            # every claim ran now: the total is a whole reproduce
+            report.record_reproduce(args.out, args.preset, args.jobs, time.perf_counter() - start,
+                                    {n: results[n]["wall_seconds"] for n in ran})
         try:
             for path in report.write(args.out):
                 print(f"wrote {path}")

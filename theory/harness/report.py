@@ -235,10 +235,46 @@ def reliability(root: Path | None = None) -> str:
 TIMINGS = ("<!-- timings:start -->", "<!-- timings:end -->")
 
 
+REPRODUCE_TIMES = "reproduce_times.json"
+
+
+def record_reproduce(root: Path | None, preset: str, jobs: int, seconds: float, walls: dict[str, float]) -> None:
+    """Write results/reproduce_times.json[preset][jobs]: the wall time of a `sandbox reproduce` that
+    ran every claim (none skipped as up to date), the cores and date, and each claim's wall time in
+    that run. One record per --jobs value, so one claim at a time and N at a time sit side by side."""
+    import datetime
+    import os
+    base = Path(root) if root is not None else REPO
+    path = base / "results" / REPRODUCE_TIMES
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        old = old if isinstance(old, dict) else {}
+    except (OSError, UnicodeDecodeError, ValueError):
+        old = {}
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    old.setdefault(preset, {})[str(jobs)] = {"seconds": round(seconds, 1), "cpus": cpus,
+                                             "date": datetime.date.today().isoformat(), "claims": walls}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(old, indent=1, sort_keys=True) + "\n")
+
+
+def _reproduce_records(base: Path) -> dict[int, dict]:
+    """{jobs: record} of the quick preset from results/reproduce_times.json ({} if none)."""
+    try:
+        recs = json.loads((base / "results" / REPRODUCE_TIMES).read_text(encoding="utf-8"))["quick"]
+        return {int(j): r for j, r in recs.items() if isinstance(r.get("claims"), dict)}
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 def timings(root: Path | None = None) -> str:
     """The README's measured runtimes: test tiers (results/test_times.json, written by a test
-    session that ran a whole tier and passed, tests/conftest.py) and quick presets (their results)."""
+    session that ran a whole tier and passed, tests/conftest.py); each quick preset on its own (from
+    the last whole `sandbox reproduce` that ran one claim at a time, else from its result file when
+    no `--jobs N > 1` run wrote it: a claim sharing the cores is slower than alone); and the last
+    whole `sandbox reproduce` for each --jobs (results/reproduce_times.json)."""
     base = Path(root) if root is not None else REPO
+    recs = _reproduce_records(base)
     lines = ["| what | tests | wall time | cores | measured |", "|---|---|---|---|---|"]
     try:
         times = json.loads((base / "results" / "test_times.json").read_text(encoding="utf-8"))
@@ -247,17 +283,23 @@ def timings(root: Path | None = None) -> str:
             lines.append(f"| {tier} | {t['tests']} | {t['seconds'] / 60:.1f} min | {cores} | {t['date']} |")
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
         pass
-    walls = []
+    alone = recs.get(1, {}).get("claims", {})
+    shared = {n: w for j, r in recs.items() if j > 1 for n, w in r["claims"].items()}
     for name in registry.names():
+        if name in alone:
+            r1 = recs[1]
+            lines.append(f"| `sandbox run {name}` (quick) | | {alone[name]:.0f} s | {r1['cpus']} | {r1['date']} |")
+            continue
         try:
             r = read_result(base / "results" / f"{name}.json", claim=name)
         except SandboxError:
             continue
-        walls.append(r["wall_seconds"])
-        lines.append(f"| `sandbox run {name}` (quick) | | {r['wall_seconds']:.0f} s | | |")
-    if walls:
-        lines.append(f"| all quick presets (`sandbox reproduce`, sum of the rows above) | | "
-                     f"{sum(walls) / 60:.1f} min | | |")
+        if shared.get(name) != r["wall_seconds"]:
+            lines.append(f"| `sandbox run {name}` (quick) | | {r['wall_seconds']:.0f} s | | |")
+    for jobs, r in sorted(recs.items()):
+        how = "one claim at a time" if jobs == 1 else f"{jobs} claims at a time, each in its own process"
+        lines.append(f"| `sandbox reproduce{f' --jobs {jobs}' if jobs > 1 else ''}` (every claim, quick; {how}) "
+                     f"| | {r['seconds'] / 60:.1f} min | {r['cpus']} | {r['date']} |")
     return "\n".join(lines) + "\n"
 
 
