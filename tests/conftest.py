@@ -98,7 +98,12 @@ _TIERS = {"not slow": "default (`pytest`)",
 
 def pytest_sessionstart(session):
     import time
+
+    from theory.engine.cache import cache_dir
     session.config._sandbox_start = time.perf_counter()
+    folder = cache_dir()                 # the persistent compilation cache as the session found it
+    session.config._sandbox_cache = ("off" if folder is None else
+                                     "warm" if folder.is_dir() and any(folder.iterdir()) else "cold")
 
 
 def _workers(config) -> int:
@@ -126,6 +131,7 @@ def _record_tier_time(session, exitstatus):
         times = {}
     times[tier] = {"tests": len(_RAN), "seconds": round(time.perf_counter() - config._sandbox_start),
                    "cpus": os.cpu_count(), "workers": _workers(config), "date": time.strftime("%Y-%m-%d"),
+                   "compile_cache": getattr(config, "_sandbox_cache", "unknown"),
                    "modules": {m: round(t, 1) for m, t in sorted(_MODULE_SECONDS.items())}}
     path.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n")
 

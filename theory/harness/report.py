@@ -280,7 +280,8 @@ def timings(root: Path | None = None) -> str:
         times = json.loads((base / "results" / "test_times.json").read_text(encoding="utf-8"))
         for tier, t in sorted(times.items()):
             cores = f"{t['cpus']} ({t['workers']} pytest workers)" if t.get("workers", 1) > 1 else f"{t['cpus']}"
-            lines.append(f"| {tier} | {t['tests']} | {t['seconds'] / 60:.1f} min | {cores} | {t['date']} |")
+            cache = f", {t['compile_cache']} compile cache" if t.get("compile_cache") in ("cold", "warm") else ""
+            lines.append(f"| {tier} | {t['tests']} | {t['seconds'] / 60:.1f} min | {cores}{cache} | {t['date']} |")
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
         pass
     alone = recs.get(1, {}).get("claims", {})
