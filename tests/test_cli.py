@@ -593,8 +593,11 @@ def test_reproduce_with_jobs_runs_children_and_equals_one_process(tmp_path, caps
     table = report.timings(tmp_path / "seq")
     assert "| `sandbox reproduce` (every claim, quick; one claim at a time) |" in table
     assert "| `sandbox run fake_a` (quick) |" in table
+    assert "shared the cores, 2 claims at a time, in one `sandbox reproduce --jobs 2`" in report.summary(
+        tmp_path / "par", "quick")
+    assert "Total measured wall time of these quick-preset runs" in report.summary(tmp_path / "seq", "quick")
     assert main(["reproduce", "--jobs", "2", "--out", str(tmp_path / "par")]) == 0     # up to date: no child
-    assert "at a time" not in capsys.readouterr().out
+    assert "each in its own process" not in capsys.readouterr().out
     again = json.loads((tmp_path / "par" / "results" / "reproduce_times.json").read_text())["quick"]["2"]
     assert again == times                  # nothing ran: not a whole reproduce, the record is kept
 
