@@ -15,7 +15,8 @@ Signals: children run in their own sessions, so a terminal's Ctrl-C (or a SIGTER
 process, which passes it on to every running child exactly once. Children stop at their next
 segment boundary and keep their checkpoints; once they have left (within
 `theory.engine.interrupt.GRACE_SECONDS`), this raises `Interrupted` and the same command resumes
-(finished claims are up to date and skipped).
+(finished claims are up to date and skipped). A SIGKILL of this process (nothing can be passed on)
+leaves the running children to finish on their own: they are not in its process group.
 """
 from __future__ import annotations
 
