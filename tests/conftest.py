@@ -12,6 +12,9 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# the pytest workers already keep the cores busy: a claim's independent sweeps run in turn
+# (engine.sweep.at_once; its threaded path is tested with threads given explicitly)
+os.environ.setdefault("SANDBOX_THREADS", "1")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -288,3 +288,71 @@ def test_concurrent_writers_never_expose_a_partial_file(tmp_path):
     assert _leftovers(tmp_path) == []
     record("concurrent writers", "two processes rewriting one file 300 times each while it is read",
            "every read is a complete file of one writer; no temporary file left")
+
+
+# --- sweeps at once on host threads (engine.sweep.at_once) -----------------------------------------
+def _chunks():
+    """Three one-run sweeps of _run, as a claim's chunked run axis calls them."""
+    return [functools.partial(sweep, _run, KEYS[i:i + 1], shard=False, lr=LRS[i:i + 1]) for i in range(3)]
+
+
+def test_sweeps_at_once_equal_sweeps_in_turn():
+    in_turn = [c() for c in _chunks()]
+    assert _equal(sweep_lib.at_once(_chunks(), threads=2), in_turn)
+    assert _equal(sweep_lib.at_once(_chunks(), threads=1), in_turn)
+
+
+def test_sweeps_at_once_keep_the_precision_scope():
+    from theory.engine.precision import precision
+    with precision("float64"):
+        out = sweep_lib.at_once([lambda: jnp.asarray(1.0).dtype] * 2, threads=2)
+    assert out == [jnp.float64, jnp.float64]
+
+
+def test_sweeps_at_once_raise_the_first_error_in_call_order():
+    def boom(msg):
+        raise ValueError(msg)
+    with pytest.raises(ValueError, match="first"):
+        sweep_lib.at_once([lambda: 1, lambda: boom("first"), lambda: boom("second")], threads=3)
+
+
+def test_threads_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SANDBOX_THREADS", "3")
+    assert sweep_lib.threads_available() == 3
+    monkeypatch.setenv("SANDBOX_THREADS", "two")
+    with pytest.raises(SandboxError, match="SANDBOX_THREADS"):
+        sweep_lib.threads_available()
+
+
+def test_interrupted_sweeps_at_once_resume_to_the_uninterrupted_numbers(tmp_path, monkeypatch):
+    """A signal while three sweeps run on two threads: each running one saves its slot (named by
+    group, call and sweep, not by finishing order); the rerun resumes them and ends with the numbers
+    of sweeps run in turn without interruption."""
+    reference = [c() for c in _chunks()]
+    monkeypatch.setattr(sweep_lib, "SEGMENT_SECONDS", 0.0)
+    monkeypatch.setenv("SANDBOX_CHECKPOINT_SECONDS", "0")
+    folder, meta = tmp_path / "ck", {"claim": "test", "seed": 0}
+    stop = _stop_after(30)
+    lock = __import__("threading").Lock()
+
+    def check(where):
+        with lock:
+            stop(where)
+    with checkpoint.session(folder, meta) as ck, ck.part("p"):
+        monkeypatch.setattr(sweep_lib.interrupt, "check", check)
+        with pytest.raises(interrupt.Interrupted):
+            sweep_lib.at_once(_chunks(), threads=2)
+    saved = sorted(p.name for p in (folder / "sweeps").glob("*.npz"))
+    assert saved and set(saved) <= {"p.0.0.0.npz", "p.0.1.0.npz", "p.0.2.0.npz"}
+    steps = []
+    for name in saved:
+        with np.load(folder / "sweeps" / name) as z:
+            steps.append(int(z["step"]))
+    assert max(steps) > 0                                       # the rerun starts past step 0
+    monkeypatch.setattr(sweep_lib.interrupt, "check", lambda where: None)
+    with checkpoint.session(folder, meta) as ck, ck.part("p"):
+        assert ck.resumed
+        resumed = sweep_lib.at_once(_chunks(), threads=2)
+    assert _equal(resumed, reference)
+    record("resume", "a signal while three sweeps train on two threads (engine.sweep.at_once), then a rerun",
+           "each running sweep saved its slot; the rerun resumed them and gave the numbers of sweeps run in turn")

@@ -25,11 +25,14 @@ execute every bucket (theory/engine/buckets.py, "vmap"); the shared lengths keep
 `schedule` is an unbatched input of the sweep (`sweep(..., shared=...)`), not a constant of the
 program: another base seed runs the same compiled program.
 
-The runs are vmapped in sweeps of `sweep_chunk` runs, one sweep after another (the same compiled
-program; the same numbers as one vmap to float rounding). On the 2-core CPU this was developed on,
-the training steps of two vmapped runs of the quick model took 1.5x as long as the same two runs
-in sequence (59 vs 39 ms per pair of steps, 4 buckets, measured in one process), so the default
-is 1; 0 vmaps every run at once and shards them over the devices (a GPU or several hosts).
+The runs are vmapped in sweeps of `sweep_chunk` runs (the same compiled program; the same numbers
+as one vmap to float rounding), the sweeps run at once on host threads (`engine.sweep.at_once`:
+as many as the usable cores, $SANDBOX_THREADS=1 runs them in turn, with the same numbers). On the
+2-core CPU this was developed on, the training steps of two vmapped runs of the quick model took
+1.5x as long as the same two runs in sequence (59 vs 39 ms per pair of steps, 4 buckets, measured
+in one process), while two runs on two threads use both cores (ARCHITECTURE.md, "Using both
+cores"), so the default is 1; 0 vmaps every run at once and shards them over the devices (a GPU or
+several hosts).
 
 A variant is (randomized, causal, gain): traced values, so the variants of one encoding family
 share one compiled sweep. Seeds are paired: variant v of seed s uses run key s of the caller's
@@ -48,7 +51,7 @@ import optax
 
 from theory.engine import buckets as length_buckets
 from theory.engine.keys import data_key
-from theory.engine.sweep import default_devices, sweep
+from theory.engine.sweep import at_once, default_devices, sweep
 from theory.engine.train import OptimizerConfig, Trace, make_optimizer, raise_if_diverged, train
 from theory.models import positional, transformer
 from theory.tasks import algorithmic
@@ -249,12 +252,13 @@ def train_and_eval(cfg, task: str, kind: str, variants, run_keys: jax.Array, ste
     spec = spec_for(cfg, task, kind, steps, eval_lengths, eval_batch, batch)
     shared = {"schedule": jnp.asarray(schedule_key)}                               # (2,) unbatched
     fn = functools.partial(run, spec=spec, progress=progress)
-    if cfg.sweep_chunk:                # sweeps of `sweep_chunk` runs in sequence (the same compiled program)
+    if cfg.sweep_chunk:                # sweeps of `sweep_chunk` runs (the same compiled program), on threads
         c = cfg.sweep_chunk
-        outs = [sweep(functools.partial(run, spec=spec, progress=progress if i == 0 else None), keys[i:i + c],
-                      shard=False, shared=shared, randomized=rand[i:i + c], causal=causal[i:i + c],
-                      gain=gain[i:i + c])
-                for i in range(0, V * S, c)]
+        outs = at_once([functools.partial(sweep, functools.partial(run, spec=spec, progress=progress if i == 0
+                                                                     else None), keys[i:i + c],
+                                          shard=False, shared=shared, randomized=rand[i:i + c],
+                                          causal=causal[i:i + c], gain=gain[i:i + c])
+                        for i in range(0, V * S, c)])
         acc, loss, bad = (np.concatenate([np.asarray(o[j]) for o in outs]) for j in range(3))
     else:                              # all runs vmapped, sharded over the most devices that divide them
         n_dev = max(d for d in range(1, default_devices() + 1) if (V * S) % d == 0)

@@ -43,6 +43,18 @@ from theory.errors import SandboxError
 PyTree = Any
 
 _CURRENT: contextvars.ContextVar["Session | None"] = contextvars.ContextVar("checkpoint", default=None)
+# (group number, call index, [sweeps so far]) in a thread of a group of sweeps run at once
+_THREAD_SLOT: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("checkpoint_thread", default=None)
+
+
+@contextlib.contextmanager
+def threads_of(base: int | None, index: int) -> Iterator[None]:
+    """Name the slots of the sweeps of call `index` of group `base` (in that call's thread)."""
+    token = _THREAD_SLOT.set(None if base is None else (base, index, [0]))
+    try:
+        yield
+    finally:
+        _THREAD_SLOT.reset(token)
 
 
 def current() -> "Session | None":
@@ -172,8 +184,22 @@ class Session:
             self._part, self._count = outer
 
     def next_slot(self, inputs: str) -> Slot:
+        """The slot of the next sweep: `<part>.<k>.npz` in call order; inside `threads_of` (sweeps
+        run at once on host threads) `<part>.<k>.<i>.<j>.npz`, k the group's reserved number, i the
+        call's index in the group and j the sweep's number within that call: the same names in
+        every run, whatever order the threads reach them in."""
+        t = _THREAD_SLOT.get()
+        if t is not None:
+            base, i, counter = t
+            counter[0] += 1
+            return Slot(self.folder / "sweeps" / f"{self._part or 'run'}.{base}.{i}.{counter[0] - 1}.npz", inputs)
         self._count += 1
         return Slot(self.folder / "sweeps" / f"{self._part or 'run'}.{self._count - 1}.npz", inputs)
+
+    def reserve(self) -> int:
+        """One sweep number for a group of sweeps run at once (`threads_of`)."""
+        self._count += 1
+        return self._count - 1
 
     def load_part(self, name: str) -> dict | None:
         try:

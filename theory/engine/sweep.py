@@ -14,12 +14,14 @@ padded to a multiple of the device count and the padding dropped from the output
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import itertools
 import os
 import sys
+import threading
 import time
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -73,6 +75,7 @@ def _spec(run_fn: Callable) -> Hashable:
 
 
 _COMPILED: dict = {}
+_COMPILED_LOCK = threading.Lock()      # sweeps may be built from several threads (`at_once`)
 _MAX_CACHED = 64
 SEGMENT_SECONDS = 2.0      # target wall time of one training segment (Ctrl-C latency, progress)
 
@@ -110,6 +113,7 @@ class _Programs:
     def __init__(self, run_fn: Callable, names: tuple[str, ...], batch_size: int | None,
                  shared_names: tuple[str, ...] = ()):
         self.meta: dict = {}      # abstract input signature -> (segmentable, steps, progress label)
+        self._lock = threading.Lock()  # `describe` records what one trace saw in self._seen
         n_vals = len(names)
 
         def kwargs(v, sh):        # per-run values (vmapped) and shared values (one for every run)
@@ -159,12 +163,13 @@ class _Programs:
         """(segmentable, steps, progress) of the run function for inputs shaped like `args`:
         segmentable when it calls `train` exactly once (traced abstractly, nothing is compiled)."""
         sig = tuple((a.shape, str(a.dtype)) for a in args) + (jax.config.jax_enable_x64,)
-        if sig not in self.meta:
-            self._seen = (0, None, None)
-            jax.eval_shape(self.init, *args)
-            calls, steps, progress = self._seen
-            self.meta[sig] = (calls == 1, steps, progress)
-        return self.meta[sig]
+        with self._lock:
+            if sig not in self.meta:
+                self._seen = (0, None, None)
+                jax.eval_shape(self.init, *args)
+                calls, steps, progress = self._seen
+                self.meta[sig] = (calls == 1, steps, progress)
+            return self.meta[sig]
 
 
 def _programs(run_fn: Callable, names: tuple[str, ...], batch_size: int | None,
@@ -172,11 +177,12 @@ def _programs(run_fn: Callable, names: tuple[str, ...], batch_size: int | None,
     """The sweep programs of `run_fn`, one set per (content of run_fn, value names, batch size,
     shared names)."""
     key = (_spec(run_fn), names, batch_size, shared_names)
-    if key not in _COMPILED:
-        if len(_COMPILED) >= _MAX_CACHED:          # bounded: drop the oldest entry
-            _COMPILED.pop(next(iter(_COMPILED)))
-        _COMPILED[key] = _Programs(run_fn, names, batch_size, shared_names)
-    return _COMPILED[key]
+    with _COMPILED_LOCK:
+        if key not in _COMPILED:
+            if len(_COMPILED) >= _MAX_CACHED:          # bounded: drop the oldest entry
+                _COMPILED.pop(next(iter(_COMPILED)))
+            _COMPILED[key] = _Programs(run_fn, names, batch_size, shared_names)
+        return _COMPILED[key]
 
 
 def sweep(run_fn: Callable[..., PyTree], keys: jax.Array, *, shard: bool = True,
@@ -233,6 +239,71 @@ def sweep(run_fn: Callable[..., PyTree], keys: jax.Array, *, shard: bool = True,
         out = progs.oneshot(*args)
     out = _gather(out)
     return jax.tree_util.tree_map(lambda x: x[:n], out) if pad else out
+
+
+def threads_available() -> int:
+    """Host threads `at_once` uses unless told: $SANDBOX_THREADS if set (1 runs the calls in turn),
+    else the cores this process may use in a single-process CPU run, else 1 (an accelerator, or a
+    multi-process job, already has its parallelism)."""
+    env = os.environ.get("SANDBOX_THREADS", "").strip()
+    if env:
+        try:
+            return max(int(env), 1)
+        except ValueError:
+            raise SandboxError(f"SANDBOX_THREADS must be a positive integer, got {env!r}") from None
+    if jax.process_count() == 1 and jax.default_backend() == "cpu":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 1
+
+
+def at_once(calls: Sequence[Callable[[], PyTree]], threads: int | None = None) -> list[PyTree]:
+    """[call() for call in calls], up to `threads` of them at the same time on host threads.
+
+    For independent sweeps of one claim (e.g. the chunks of a run axis): on a CPU a small model's
+    step keeps about one core busy (ARCHITECTURE.md, "Using both cores"), and a second program
+    running at the same time uses another. Each call runs the same compiled programs on the same
+    inputs as in turn, so the outputs are the same numbers. Each thread runs in a copy of the
+    caller's context (its checkpoint session) and precision scope (`jax.enable_x64` is per
+    thread); inside a checkpoint session the group reserves one sweep number and call i's sweeps
+    get slots named by (number, i, j), so a rerun finds them whatever order the threads ran in.
+    A signal is honoured by every thread at its next segment boundary (each saves its state);
+    the first exception in call order is raised once every thread has stopped."""
+    from theory.engine.precision import current as current_precision
+    from theory.engine.precision import precision
+    n = threads_available() if threads is None else threads
+    if n <= 1 or len(calls) <= 1:
+        return [call() for call in calls]
+    session = checkpoint.current()
+    base = session.reserve() if session is not None else None
+    prec = current_precision()
+    outs: list = [None] * len(calls)
+    errors: list = [None] * len(calls)
+    pending = list(range(len(calls)))
+    lock = threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                if not pending or any(e is not None for e in errors):
+                    return
+                i = pending.pop(0)
+            try:
+                with precision(prec), checkpoint.threads_of(base, i):
+                    outs[i] = calls[i]()
+            except BaseException as e:          # noqa: BLE001 (re-raised in the caller's thread)
+                errors[i] = e
+
+    threads_ = [threading.Thread(target=contextvars.copy_context().run, args=(worker,), daemon=True)
+                for _ in range(min(n, len(calls)))]
+    for t in threads_:
+        t.start()
+    for t in threads_:
+        while t.is_alive():                     # short joins: the main thread keeps taking signals
+            t.join(timeout=0.2)
+    for e in errors:
+        if e is not None:
+            raise e
+    return outs
 
 
 def _put(a, sharding: NamedSharding):
