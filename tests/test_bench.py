@@ -144,3 +144,13 @@ def test_bench_refuses_unknown_or_repeated_claims(names, capsys, monkeypatch):
     assert len(err) == 1 and "bench: claims must be distinct names" in err[0]
     import os
     assert "SANDBOX_NO_COMPILE_CACHE" not in os.environ                  # refused before anything changed
+
+
+def test_capture_runs_the_claims_sweeps_in_turn(monkeypatch):
+    """Outside the tests a claim's sweeps may run on threads (engine.sweep.at_once); the capture
+    runs them in turn, so it always keeps run 0 of the first sweep, and restores the environment."""
+    import os
+    monkeypatch.setenv("SANDBOX_THREADS", "2")
+    cap = claims.capture("length_generalization", TINY)
+    assert cap.part == "even_pairs" and not bool(np.asarray(cap.values["randomized"])[0])
+    assert os.environ["SANDBOX_THREADS"] == "2"

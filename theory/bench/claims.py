@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import os
 import pkgutil
 import sys
 import time
@@ -89,6 +90,21 @@ def _is_traced(tree) -> bool:
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
 
 
+@contextlib.contextmanager
+def _env(**values: str):
+    """Set environment variables for the duration of the block."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def capture(claim: str, cfg: Any = None) -> Capture:
     """The arguments of the claim's first training call (its quick preset, or `cfg`; seed 0), see
     the module docstring."""
@@ -119,7 +135,8 @@ def capture(claim: str, cfg: Any = None) -> Capture:
             continue
         keys = Keys(0).sub(part.name)
         prec = part.precision or mod.PRECISION
-        with precision_scope(prec), _replaced(train=probe_train, sweep=probe_sweep):
+        # sweeps in turn (engine.sweep.at_once): the probes share `box`, and run 0 of the first sweep is the one kept
+        with precision_scope(prec), _replaced(train=probe_train, sweep=probe_sweep), _env(SANDBOX_THREADS="1"):
             try:
                 if part.draw is not None:
                     part.measure(cfg, keys, None, part.draw(cfg, keys))
