@@ -30,6 +30,8 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from theory.engine import checkpoint, interrupt
 from theory.engine import train as engine
+from theory.engine.precision import current as current_precision
+from theory.engine.precision import precision
 from theory.errors import SandboxError
 
 PyTree = Any
@@ -47,6 +49,11 @@ def _mesh(n_devices: int | None = None) -> jax.sharding.Mesh:
     return jax.sharding.Mesh(np.asarray(devices), ("runs",))
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask), at least 1."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def default_devices() -> int:
     """How many devices a sweep shards over unless told: all of them, except that in a single CPU
     process no more than the cores it may use (host "devices" forced by XLA_FLAGS beyond the core
@@ -54,8 +61,7 @@ def default_devices() -> int:
     devices over 2 cores)."""
     n = len(jax.devices())
     if jax.process_count() == 1 and jax.default_backend() == "cpu":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        n = min(n, cores)
+        n = min(n, usable_cores())
     return n
 
 
@@ -252,7 +258,7 @@ def threads_available() -> int:
         except ValueError:
             raise SandboxError(f"SANDBOX_THREADS must be a positive integer, got {env!r}") from None
     if jax.process_count() == 1 and jax.default_backend() == "cpu":
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return usable_cores()
     return 1
 
 
@@ -268,8 +274,6 @@ def at_once(calls: Sequence[Callable[[], PyTree]], threads: int | None = None) -
     get slots named by (number, i, j), so a rerun finds them whatever order the threads ran in.
     A signal is honoured by every thread at its next segment boundary (each saves its state);
     the first exception in call order is raised once every thread has stopped."""
-    from theory.engine.precision import current as current_precision
-    from theory.engine.precision import precision
     n = threads_available() if threads is None else threads
     if n <= 1 or len(calls) <= 1:
         return [call() for call in calls]

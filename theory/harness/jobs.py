@@ -33,11 +33,6 @@ from theory.engine import interrupt
 from theory.errors import SandboxError
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity mask), at least 1."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def check_jobs(jobs: int) -> int:
     """Refuse a job count below 1 (SandboxError: one line, exit 2)."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:

@@ -249,7 +249,8 @@ def record_reproduce(root: Path | None, preset: str, jobs: int, seconds: float, 
     ran every claim (none skipped as up to date), the cores and date, and each claim's wall time in
     that run. One record per --jobs value, so one claim at a time and N at a time sit side by side."""
     import datetime
-    import os
+
+    from theory.engine.sweep import usable_cores
     base = Path(root) if root is not None else REPO
     path = base / "results" / REPRODUCE_TIMES
     try:
@@ -257,8 +258,7 @@ def record_reproduce(root: Path | None, preset: str, jobs: int, seconds: float, 
         old = old if isinstance(old, dict) else {}
     except (OSError, UnicodeDecodeError, ValueError):
         old = {}
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    old.setdefault(preset, {})[str(jobs)] = {"seconds": round(seconds, 1), "cpus": cpus,
+    old.setdefault(preset, {})[str(jobs)] = {"seconds": round(seconds, 1), "cpus": usable_cores(),
                                              "date": datetime.date.today().isoformat(), "claims": walls}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(old, indent=1, sort_keys=True) + "\n")
