@@ -154,3 +154,41 @@ def test_capture_runs_the_claims_sweeps_in_turn(monkeypatch):
     cap = claims.capture("length_generalization", TINY)
     assert cap.part == "even_pairs" and not bool(np.asarray(cap.values["randomized"])[0])
     assert os.environ["SANDBOX_THREADS"] == "2"
+
+
+
+def _explore_row(one: float, two: float, same: bool = True) -> dict:
+    times = lambda a, b: {"one_process": {"seconds": a, "runs": 15}, "workers": {"seconds": b, "runs": 15},  # noqa: E731
+                          "ratio": a / b}
+    return {"args": ["rank_growth"], "jobs": 2, "same_numbers": same, "cold": times(one, two),
+            "warm": times(one / 2, two / 4)}
+
+
+def test_explore_row_renders_and_merges_alone(tmp_path):
+    """`sandbox bench explore`: the explore row replaces the file's, the claim rows stay; the table
+    names the ratio and says whether the two maps hold the same numbers."""
+    day1, day2 = "2026-01-01T00:00:00+00:00", "2026-02-02T00:00:00+00:00"
+    machine = {"cpu_model": "cpu", "cores": 2, "jax": "x"}
+    old = {"schema": bench.SCHEMA, "quick": False, "machine": {"date": day1, **machine},
+           "matmul_flops_per_second": 1e11, "bench_seconds": 100.0,
+           "claims": {"a": _claim_row("pa", day1, 1e11)}, "explore": _explore_row(60.0, 40.0)}
+    path = bench.write(old, tmp_path / "bench.json")
+    new = {"schema": bench.SCHEMA, "quick": False, "machine": {"date": day2, **machine},
+           "matmul_flops_per_second": 4e11, "bench_seconds": 5.0, "claims": {}, "quick_presets": {},
+           "explore": _explore_row(50.0, 25.0, same=False)}
+    m = bench.merged(new, path)
+    assert m["claims"]["a"] == old["claims"]["a"] and m["explore"]["cold"]["ratio"] == 2.0
+    assert m["updates"] == [{"claims": ["explore"], "date": day2, "seconds": 5.0}]
+    text = bench.render(m)
+    assert "explore rank_growth (15 runs, cold compile cache): --jobs 2 vs one process" in text and "2.00x" in text
+    assert "explore rank_growth (15 runs, warm compile cache)" in text and "4.00x" in text
+    assert any("same numbers" in line and line.split()[-1] == "NO" for line in text.splitlines())
+    assert any("same numbers" in line and line.split()[-1] == "yes" for line in bench.render(old).splitlines())
+
+
+@pytest.mark.process
+def test_explore_row_runs_both_commands(tmp_path):
+    """The row's child explores (quick grid, 2 points; cold, then warm): all finish, the same numbers."""
+    row = claims.explore_jobs(tmp_path, quick=True)
+    assert row["same_numbers"] and row["warm"]["one_process"]["runs"] == row["warm"]["workers"]["runs"] == 2
+    assert row["cold"]["ratio"] > 0 and row["warm"]["ratio"] > 0

@@ -575,6 +575,7 @@ def _two_fakes(monkeypatch, tmp_path, value=None):
                         + (["--full"] if preset == "full" else []) + ["--out", str(out)])
 
 
+@pytest.mark.process       # child `sandbox run`s, each importing JAX
 def test_reproduce_with_jobs_runs_children_and_equals_one_process(tmp_path, capsys, monkeypatch):
     _two_fakes(monkeypatch, tmp_path)
     assert main(["reproduce", "--jobs", "2", "--out", str(tmp_path / "par")]) == 0
@@ -602,6 +603,7 @@ def test_reproduce_with_jobs_runs_children_and_equals_one_process(tmp_path, caps
     assert again == times                  # nothing ran: not a whole reproduce, the record is kept
 
 
+@pytest.mark.process       # child `sandbox run`s, each importing JAX
 def test_reproduce_with_jobs_reports_failed_and_broken_children(tmp_path, capsys, monkeypatch):
     _two_fakes(monkeypatch, tmp_path, value=5.0)             # a wrong measurement: both claims fail
     assert main(["reproduce", "--jobs", "2", "--out", str(tmp_path)]) == 1

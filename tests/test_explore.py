@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,72 @@ def test_readme_notebook_session_runs_as_written(tmp_path, monkeypatch):
     e = scope["e"]
     assert isinstance(e, api.ExploreResult) and {c["part"] for c in e.checks} == {"saxe_linear_net"}
     assert scope["fig"] is not None
+
+
+# --- --jobs N: the pairs on worker processes (theory/harness/explore.py, "Both cores") --------------
+_WORKER = """
+import sys
+sys.path.insert(0, {scripts!r})
+from theory.harness import registry
+registry.CLAIMS["explore_toy"] = registry.ClaimSpec("explore_toy", "toy", "a test", "explore_toy")
+from theory.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _toy_workers(monkeypatch, code: str | None = None):
+    """Workers that know the toy claim (a child script registering it), or that run `code`."""
+    real = explore.worker_argv
+    code = code or _WORKER.format(scripts=str(SCRIPTS))
+    monkeypatch.setattr(explore, "worker_argv", lambda p, out: [sys.executable, "-c", code] + real(p, out)[3:])
+
+
+def _measured(result: dict) -> list:
+    return [[[c["measured"] for c in r["checks"]] + [r["status"]] for r in row["runs"]] for row in result["points"]]
+
+
+@pytest.mark.process
+def test_jobs_spread_the_pairs_over_workers_with_the_same_numbers(toy, tmp_path, monkeypatch, capsys):
+    _toy_workers(monkeypatch)
+    grid = ["--grid", "lr=0.3,0.5,0.7,2.5,1000.0", "--seeds", "2"]
+    folder = tmp_path / "par" / ".checkpoints" / f"explore-{toy}-{explore.plan(toy, [grid[1]], seeds=2).tag}"
+    assert main(["explore", toy, *grid, "--jobs", "2", "--out", str(tmp_path / "par")]) == 0
+    out = capsys.readouterr()
+    assert "10 (point, seed) runs on 2 worker processes" in out.out
+    assert "[worker 1/2]" in out.out + out.err
+    assert (out.out + out.err).count("== explore_toy [") == 10          # every pair ran once, in some worker
+    assert main(["explore", toy, *grid, "--out", str(tmp_path / "seq")]) == 0
+    [par], [seq] = ([json.loads(p.read_text()) for p in (tmp_path / d / "results" / "explore").glob("*.json")]
+                    for d in ("par", "seq"))
+    assert _measured(par) == _measured(seq) and par["jobs"] == 2 and seq["jobs"] == 1
+    assert par["points"][-1]["runs"][0]["status"] == "diverged"         # a divergence is still named
+    assert not folder.exists()                                          # removed once the file is written
+
+
+def test_a_worker_runs_only_the_pairs_nobody_took(toy, tmp_path):
+    plan = explore.plan(toy, ["lr=0.3,0.5"], seeds=1)
+    with pytest.raises(SandboxError, match="was not prepared"):
+        explore.run(plan, tmp_path, worker=True)                        # no folder from `prepare`
+    folder = explore.prepare(plan, tmp_path)
+    (folder / "p0-s0.taken").touch()                                    # another worker holds point 0
+    assert explore.run(plan, tmp_path, worker=True) is None
+    assert sorted(p.name for p in folder.glob("p*-s*.json")) == ["p1-s0.json"]
+    result = explore.run(plan, tmp_path)                                # the rest computed here, read back
+    assert result["resumed"] and _measured(result) == _measured(theory.explore(toy, grid={"lr": [0.3, 0.5]}).raw)
+
+
+def test_a_failing_worker_fails_the_command_and_writes_nothing(toy, tmp_path, monkeypatch, capsys):
+    _toy_workers(monkeypatch, code="import sys; sys.exit(3)")
+    assert main(["explore", toy, "--grid", "lr=0.3,0.5", "--jobs", "2", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "explore workers that did not finish: worker 1/2 (exit 3), worker 2/2 (exit 3)" in err[0]
+    assert not (tmp_path / "results").exists() and not (tmp_path / "figures").exists()
+
+
+@pytest.mark.parametrize("bad", ["0", "-2"])
+def test_bad_job_counts_are_refused(toy, tmp_path, capsys, bad):
+    assert main(["explore", toy, "--grid", "lr=0.3", "--jobs", bad, "--out", str(tmp_path)]) == 2
+    assert "--jobs must be a positive integer" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(SandboxError, match="--jobs"):
+        theory.explore(toy, grid={"lr": [0.3]}, jobs=int(bad))

@@ -95,8 +95,9 @@ def _parser() -> argparse.ArgumentParser:
                         "table of the first failing value along each field. Values are parsed as --set\n"
                         "values; every grid point is validated before anything trains. Without --grid the\n"
                         "claim's main knob is mapped (--list NAME shows its knobs). Resumable: the same\n"
-                        "command continues an interrupted explore. Exit 0 when the map is written (the\n"
-                        "map itself says where checks fail).",
+                        "command continues an interrupted explore. --jobs N runs the grid in N worker\n"
+                        "processes (the same numbers; on a 2-core machine --jobs 2 uses both cores). Exit 0\n"
+                        "when the map is written (the map itself says where checks fail).",
                         epilog="exit codes:" + EXIT_CODES)
     ex.add_argument("name", nargs="?")
     ex.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2,...",
@@ -109,11 +110,16 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--full", dest="preset", action="store_const", const="full", default="quick",
                     help="explore around the full preset (default: quick)")
     ex.add_argument("--out", type=Path, default=None, help="write DIR/results and DIR/figures")
+    ex.add_argument("--jobs", type=int, default=1, metavar="N",
+                    help="run the (point, seed) pairs in N worker processes (default 1: in this one); the "
+                         "same numbers")
+    ex.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
 
     b = sub.add_parser("bench", help="speed ratios measured in one run on this machine", parents=[debug])
     b.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
     b.add_argument("names", nargs="*", metavar="NAME",
-                   help="measure only these claims' rows and merge them into results/bench.json")
+                   help="measure only these claims' rows (or `explore`: the explore --jobs row) and merge them "
+                        "into results/bench.json")
     return p
 
 
@@ -306,12 +312,18 @@ def _explore(args) -> int:
             print(f"{k.field}{main}\n    values: {', '.join(explore.value_text(v) for v in k.values)}"
                   + (f"\n    part: {k.part}" if k.part else "") + (f"\n    {k.note}" if k.note else ""))
         return 0
+    from theory.harness import jobs
+    jobs.check_jobs(args.jobs)
     plan = explore.plan(args.name, args.grid, preset=args.preset, seeds=args.seeds, part=args.part)
+    if args.worker:                       # one of `--jobs N`'s workers: its pairs, saved in the checkpoint
+        explore.run(plan, args.out, progress=True, worker=True)
+        return 0
     paths = plan.paths(args.out)
     from theory.harness.runner import ensure_writable, remove_created
     created = ensure_writable(list(paths))
     try:
-        result = explore.run(plan, args.out, progress=True)
+        result = (explore.run(plan, args.out, progress=True) if args.jobs == 1
+                  else explore.run_jobs(plan, args.out, args.jobs))
         explore.write(result, paths)
     except BaseException:
         remove_created(created)

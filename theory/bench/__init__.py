@@ -12,6 +12,9 @@ Rows (ratios are taken within this one run, so a machine shared with other jobs 
     quick presets (full bench only)      each claim's whole quick preset in a child process: wall time
                                          and peak RSS with an empty compilation cache (cold) and again
                                          with the same cache (warm; theory/engine/cache.py)
+    explore (theory/bench/claims.py)     one README explore grid as a child `sandbox explore`, in one
+                                         process and with --jobs 2, each with an empty compilation cache
+                                         (cold) and again with it (warm): wall times, same numbers
 
 The bench's own timings never use the persistent compilation cache (cold compiles); only the
 child processes of the cold/warm rows do. `--quick` is a smoke run of the same code at small sizes
@@ -19,7 +22,8 @@ child processes of the cold/warm rows do. `--quick` is a smoke run of the same c
 temp folder; the full bench writes results/bench.json.
 
 `sandbox bench NAME ...` measures only those claims' rows (no RPE row) and merges them into the
-existing results/bench.json, replacing those claims' rows and keeping the others. Every claim row
+existing results/bench.json, replacing those claims' rows and keeping the others (`explore` as a
+NAME measures the explore row the same way). Every claim row
 carries the machine facts and the matmul throughput of the run that measured it (`measured`), so
 each ratio and FLOP fraction is still taken within one run; the table marks a row measured on
 another date than the file's header.
@@ -37,6 +41,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 BENCH_JSON = REPO / "results" / "bench.json"
 SCHEMA = 1
+EXPLORE = "explore"          # `sandbox bench explore`: the explore row only (merged like a claim's rows)
 
 
 def _fmt_s(x: float) -> str:
@@ -94,6 +99,14 @@ def table(result: dict) -> list[tuple[str, str, str, str]]:
         rows.append(("RPE: GFLOP per step, buckets vs pad-to-max (useful)",
                      f"{p['buckets']['flops_per_step'] / 1e9:.2f}", f"{p['pad_to_max']['flops_per_step'] / 1e9:.2f}",
                      f"({p['buckets']['useful_flops_per_step'] / 1e9:.2f})"))
+    ex = result.get("explore")
+    if ex:
+        for start in ("cold", "warm"):
+            e = ex[start]
+            rows.append((f"explore {ex['args'][0]} ({e['one_process']['runs']} runs, {start} compile cache): "
+                         f"--jobs {ex['jobs']} vs one process", _fmt_s(e["workers"]["seconds"]),
+                         _fmt_s(e["one_process"]["seconds"]), f"{e['ratio']:.2f}x"))
+        rows.append(("explore: the four maps hold the same numbers", "yes" if ex["same_numbers"] else "NO", "", ""))
     c = result.get("cache")
     if c:
         rows.append((f"compile cache cold vs warm: {c['what']}", _fmt_s(c["cold"]["seconds"]),
@@ -157,11 +170,14 @@ def merged(new: dict, path: Path) -> dict:
     if old.get("schema") != SCHEMA or old.get("quick"):
         return new
     out = dict(old)
-    out["updates"] = [*old.get("updates", []), {"claims": list(new["claims"]), "date": new["machine"]["date"],
+    rows = list(new["claims"]) + ([EXPLORE] if EXPLORE in new else [])
+    out["updates"] = [*old.get("updates", []), {"claims": rows, "date": new["machine"]["date"],
                                                  "seconds": new["bench_seconds"]}]
     out["claims"] = {**old.get("claims", {}), **new["claims"]}
     out["quick_presets"] = {**old.get("quick_presets", {}), **new.get("quick_presets", {})}
-    errors = {k: v for k, v in old.get("errors", {}).items() if k != "quick_presets"}
+    if "explore" in new:
+        out["explore"] = new["explore"]
+    errors = {k: v for k, v in old.get("errors", {}).items() if k not in ("quick_presets", "explore")}
     errors.update(new.get("errors", {}))
     out["errors"] = errors
     if not errors:
@@ -175,9 +191,12 @@ def main(quick: bool = False, names: list[str] | None = None, out: Path | None =
     from theory.bench import claims, machine, rpe
     from theory.errors import SandboxError
     known = claims.claim_names()
+    explore_row = names is not None and EXPLORE in names
+    names = None if names is None else [n for n in names if n != EXPLORE]
     unknown = [n for n in names or () if n not in known]
     if unknown or (names is not None and len(set(names)) != len(names)):
-        raise SandboxError(f"bench: claims must be distinct names from {', '.join(known)}; got {' '.join(names)}")
+        raise SandboxError(f"bench: claims must be distinct names from {', '.join(known)} (or {EXPLORE}); "
+                           f"got {' '.join(names)}")
     os.environ["SANDBOX_NO_COMPILE_CACHE"] = "1"          # the bench's own compiles stay cold
     t0 = time.perf_counter()
     result: dict = {"schema": SCHEMA, "quick": quick, "machine": machine.facts(),
@@ -186,17 +205,20 @@ def main(quick: bool = False, names: list[str] | None = None, out: Path | None =
     result.update(steps=steps, seeds_K=K, claims={})
     measured = {"date": result["machine"]["date"], "load_average_at_start": result["machine"]["load_average_at_start"],
                 "matmul_flops_per_second": result["matmul_flops_per_second"]}
-    for name in names or known:
+    for name in known if names is None else names:
         print(f"[bench] {name}", file=sys.stderr, flush=True)
         try:
             result["claims"][name] = claims.row(name, steps, K, result["matmul_flops_per_second"])
         except Exception as e:                       # noqa: BLE001 (one claim's failure is a row, not a crash)
             result["claims"][name] = {"error": f"{type(e).__name__}: {e}"}
         result["claims"][name]["measured"] = measured
-    if not names:
+    if names is None:
         print("[bench] rpe", file=sys.stderr, flush=True)
         _guarded(result, "rpe", lambda: rpe.row(quick))
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as tmp:
+        if names is None or explore_row:
+            print("[bench] explore --jobs 2 (child processes)", file=sys.stderr, flush=True)
+            _guarded(result, "explore", lambda: claims.explore_jobs(Path(tmp), quick))
         if quick:
             _guarded(result, "cache", lambda: rpe.cache_row(Path(tmp)))
         else:
@@ -204,7 +226,7 @@ def main(quick: bool = False, names: list[str] | None = None, out: Path | None =
             _guarded(result, "quick_presets", lambda: claims.claims_memory(list(result["claims"]), Path(tmp)))
     result["bench_seconds"] = time.perf_counter() - t0
     path = out or (Path(tempfile.gettempdir()) / "sandbox-bench-quick.json" if quick else BENCH_JSON)
-    if names and not quick:
+    if names is not None and not quick:
         result = merged(result, path)
     print(render(result))
     print(f"wrote {write(result, path)}")

@@ -307,3 +307,39 @@ def claims_memory(names: list[str], cache_root) -> dict:
         out[name] = {"cold": cold, "warm": warm}
     return out
 
+
+
+# the explore row: a README example's grid (rank_growth's init scale), small enough for the bench
+EXPLORE_ARGS = ("rank_growth", "--part", "saxe_linear_net",
+                "--grid", "time_alphas=(1e-2,),(1e-3,),(1e-4,),(1e-6,),(1e-9,)", "--seeds", "3")
+EXPLORE_ARGS_QUICK = ("rank_growth", "--part", "saxe_linear_net", "--grid", "time_alphas=(1e-2,),(1e-3,)")
+
+
+def explore_jobs(root, quick: bool = False, jobs: int = 2) -> dict:
+    """`sandbox explore` of one grid in one process and with `--jobs` workers (theory/harness/explore.py),
+    each a child command: first with an empty compilation cache of its own (cold: every program
+    compiled, by each worker for its pairs), then again with that cache (warm, as a second explore
+    on the same machine). Wall times and whether all four maps hold the same numbers."""
+    import json
+    args = list(EXPLORE_ARGS_QUICK if quick else EXPLORE_ARGS)
+    out: dict = {"args": args, "jobs": jobs}
+    maps = []
+    for start in ("cold", "warm"):
+        out[start] = {}
+        for key, extra in (("one_process", []), ("workers", ["--jobs", str(jobs)])):
+            folder = root / f"explore-{key}-{start}"
+            env = {"SANDBOX_COMPILE_CACHE": str(root / f"explore-cache-{key}"), "SANDBOX_NO_COMPILE_CACHE": ""}
+            run = machine.run_child([sys.executable, "-m", "theory.cli", "explore", *args, *extra,
+                                     "--out", str(folder)], env)
+            if run["exit_code"] != 0:
+                raise RuntimeError(f"explore {key} ({start}) exited {run['exit_code']}: "
+                                   + " / ".join(run["output_tail"]))
+            [path] = (folder / "results" / "explore").glob("*.json")
+            result = json.loads(path.read_text())
+            maps.append([[[(c["name"], c["measured"], c["passed"]) for c in r["checks"]] + [r["status"]]
+                          for r in row["runs"]] for row in result["points"]])
+            out[start][key] = {"seconds": run["seconds"], "peak_rss_bytes": run["peak_rss_bytes"],
+                               "runs": sum(len(row["runs"]) for row in result["points"])}
+        out[start]["ratio"] = out[start]["one_process"]["seconds"] / out[start]["workers"]["seconds"]
+    out["same_numbers"] = all(m == maps[0] for m in maps)
+    return out

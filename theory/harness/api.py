@@ -106,12 +106,16 @@ def run(name: str, preset: str = "quick", seed: int = 0, seeds: int | None = Non
 
 
 def explore(name: str, grid: dict[str, list] | None = None, seeds: int = 1, *, preset: str = "quick",
-            part: str | None = None, out: str | Path | None = None, progress: bool = False) -> ExploreResult:
+            part: str | None = None, out: str | Path | None = None, progress: bool = False,
+            jobs: int = 1) -> ExploreResult:
     """Run claim `name` over `grid` ({field: [values]}, one or two fields; None: the claim's main
-    knob) at base seeds 0..seeds-1 (as `sandbox explore`), returning the map without writing it."""
+    knob) at base seeds 0..seeds-1 (as `sandbox explore`), returning the map without writing it;
+    jobs > 1 runs the (point, seed) pairs in that many worker processes (`sandbox explore --jobs`)."""
+    from theory.harness.jobs import check_jobs
+    check_jobs(jobs)
     out = None if out is None else Path(out)
     plan = explore_lib.plan(name, preset=preset, seeds=seeds, part=part, grid_values=grid)
-    raw = explore_lib.run(plan, out, progress)
+    raw = explore_lib.run(plan, out, progress) if jobs == 1 else explore_lib.run_jobs(plan, out, jobs)
     explore_lib.clear_checkpoint(plan, out)
     return ExploreResult(plan, raw)
 

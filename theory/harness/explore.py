@@ -31,6 +31,18 @@ passes to its sweep as a traced value reuse the compiled program; points that ch
 value a claim bakes into its program) compile again, from the persistent compile cache when it has
 them (theory/engine/cache.py). The file records each point's wall time.
 
+Both cores (`--jobs N`). On a CPU, vmapping grid points or seeds into one program does not pay
+(`sandbox bench`: K vmapped seeds run at 0.6-1.0x of K sequential runs, the step is one core's
+work), while two processes on two cores do. With `--jobs N` the command starts N worker processes,
+each the same explore with `--worker` and $SANDBOX_THREADS = cores / N: a worker takes the next
+(point, seed) that is neither finished nor taken (a `p<i>-s<seed>.taken` file created exclusively
+in the checkpoint folder), runs it exactly as a one-process explore would (the same
+`Keys(seed).sub(part)` streams, so the same numbers) and saves it there. Once every worker has
+left, this process reads the finished pairs back (computing any a worker did not finish), and
+writes the file and the figure; `jobs` and the whole command's wall time are recorded. Signals
+reach the workers through `theory.harness.jobs.run_all` (each stops at its next segment boundary);
+the same command resumes, its stale `.taken` marks cleared first.
+
 Knobs. An experiment module may declare `KNOBS = (Knob(field, values, ...), ...)`: the fields that
 are meaningful to explore with a default grid; the first is the main knob that `sandbox explore NAME`
 maps without `--grid` (`sandbox explore --list NAME` shows them).
@@ -256,18 +268,51 @@ def run_point(p: Plan, cfg: Any, seed: int, label: str | None) -> dict:
                     "wall_seconds": round(time.perf_counter() - start, 2)})
 
 
-def run(p: Plan, out: Path | None = None, progress: bool = False) -> dict:
-    """Run every (grid point, seed) not already finished, and return the explore result (not written)."""
-    from theory.harness.runner import REPO, _root
-    folder = _root(out) / ".checkpoints" / f"explore-{p.name}-{p.tag}"
-    code = checkpoint.code_fingerprint(REPO)
+def _folder(p: Plan, out: Path | None) -> Path:
+    from theory.harness.runner import _root
+    return _root(out) / ".checkpoints" / f"explore-{p.name}-{p.tag}"
+
+
+def _meta(p: Plan) -> dict:
+    from theory.harness.runner import REPO
+    return {"claim": p.name, "tag": p.tag, "code": checkpoint.code_fingerprint(REPO)}
+
+
+def prepare(p: Plan, out: Path | None) -> Path:
+    """The checkpoint folder of this explore, emptied if an other code version wrote it."""
+    folder, meta = _folder(p, out), _meta(p)
     folder.mkdir(parents=True, exist_ok=True)
     meta_path = folder / "meta.json"
-    meta = {"claim": p.name, "tag": p.tag, "code": code}
     if meta_path.is_file() and json.loads(meta_path.read_text()) != meta:
         shutil.rmtree(folder)                      # another code version: never mixed in
         folder.mkdir(parents=True)
     meta_path.write_text(json.dumps(meta))
+    return folder
+
+
+def _take(folder: Path, i: int, seed: int) -> bool:
+    """Claim (point i, seed) for this worker: True if no other worker has (an exclusive create)."""
+    import os
+    try:
+        os.close(os.open(folder / f"p{i}-s{seed}.taken", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return False
+    return True
+
+
+def run(p: Plan, out: Path | None = None, progress: bool = False, worker: bool = False) -> dict | None:
+    """Run every (grid point, seed) not already finished, and return the explore result (not written).
+
+    worker=True (`sandbox explore --worker`, started by `run_jobs`): run only the pairs this process
+    takes (module docstring), save them, and return None; the folder must be the one `prepare` made."""
+    if worker:
+        folder = _folder(p, out)
+        meta_path = folder / "meta.json"
+        if not meta_path.is_file() or json.loads(meta_path.read_text()) != _meta(p):
+            raise SandboxError(f"explore worker: {folder} was not prepared for this code and grid")
+    else:
+        folder = prepare(p, out)
+    code = _meta(p)["code"]
     start = time.perf_counter()
     rows = []
     resumed = False
@@ -276,8 +321,11 @@ def run(p: Plan, out: Path | None = None, progress: bool = False) -> dict:
         for seed in range(p.seeds):
             done = folder / f"p{i}-s{seed}.json"
             if done.is_file():
-                runs.append(json.loads(done.read_text()))
-                resumed = True
+                if not worker:
+                    runs.append(json.loads(done.read_text()))
+                    resumed = True
+                continue
+            if worker and not _take(folder, i, seed):
                 continue
             interrupt.check(f"grid point {i + 1}/{len(p.cfgs)}")
             label = f"{p.name} [{i + 1}/{len(p.cfgs)} {point_label(point)} seed {seed}]" if progress else None
@@ -288,12 +336,51 @@ def run(p: Plan, out: Path | None = None, progress: bool = False) -> dict:
             tmp.replace(done)
             runs.append(row)
         rows.append({"point": as_json(point), "runs": runs})
+    if worker:
+        return None
     return as_json({
         "schema": SCHEMA, "claim": p.name, "preset": p.preset, "part": p.part, "seeds": p.seeds,
         "grid": as_json(p.grid), "fields": list(p.grid), "marks": marks(p), "axes": axes(p), "base_config":
         config_lib.describe(p.base_cfg), "points": rows, "versions": package_versions(), "git": git_revision(),
-        "code": code, "resumed": resumed, "wall_seconds": round(time.perf_counter() - start, 2),
+        "code": code, "resumed": resumed, "jobs": 1, "wall_seconds": round(time.perf_counter() - start, 2),
     })
+
+
+def worker_argv(p: Plan, out: Path | None) -> list[str]:
+    """A worker's command line: this explore with `--worker` (theory/cli.py)."""
+    argv = [sys.executable, "-m", "theory.cli", "explore", p.name]
+    for field, values in p.grid.items():
+        argv += ["--grid", f"{field}=" + ",".join(value_text(v) for v in values)]
+    argv += ["--seeds", str(p.seeds)] + (["--part", p.part] if p.part else [])
+    argv += ["--full"] if p.preset == "full" else []
+    return argv + (["--out", str(out)] if out is not None else []) + ["--worker"]
+
+
+def run_jobs(p: Plan, out: Path | None, jobs: int) -> dict:
+    """`run` with the pairs spread over `jobs` worker processes (module docstring, "Both cores");
+    the same numbers as `run`. A worker that exits with an error fails the command (one line)."""
+    from theory.engine.sweep import usable_cores
+    from theory.harness import jobs as jobs_lib
+    jobs_lib.check_jobs(jobs)
+    start = time.perf_counter()
+    folder = prepare(p, out)
+    for stale in folder.glob("*.taken"):           # marks of an interrupted run: nobody holds them now
+        stale.unlink()
+    before = len(list(folder.glob("p*-s*.json")))
+    n = min(jobs, len(p.cfgs) * p.seeds - before)
+    if n > 1:
+        print(f"== {p.name}: {len(p.cfgs) * p.seeds - before} (point, seed) runs on {n} worker processes",
+              flush=True)
+        names = [f"worker {k + 1}/{n}" for k in range(n)]
+        env = {"SANDBOX_THREADS": str(max(usable_cores() // n, 1))}
+        codes = jobs_lib.run_all(names, n, lambda _: worker_argv(p, out), env=env)
+        bad = {k: c for k, c in codes.items() if c != 0}
+        if bad:
+            raise SandboxError("explore workers that did not finish: "
+                               + ", ".join(f"{k} (exit {c})" for k, c in bad.items()) + "; their lines above say why")
+    result = run(p, out, progress=True)            # the workers' pairs read back, any left computed here
+    result.update(resumed=before > 0, jobs=max(n, 1), wall_seconds=round(time.perf_counter() - start, 2))
+    return result
 
 
 def marks(p: Plan) -> dict[str, Any]:

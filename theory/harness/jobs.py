@@ -1,4 +1,5 @@
-"""Claims run side by side: `sandbox reproduce --jobs N` starts each claim as its own child process.
+"""Claims run side by side: `sandbox reproduce --jobs N` starts each claim as its own child process
+(and `sandbox explore --jobs N` its workers the same way, theory/harness/explore.py).
 
 A claim's training step is mostly one core's work on a CPU (small matrices; XLA's CPU fusions run
 on one thread), so on a 2-core machine two claims at once finish sooner than one after the other.
@@ -60,13 +61,14 @@ def _pump(name: str, stream, lock: threading.Lock) -> None:
 
 
 def run_all(names: Sequence[str], jobs: int, argv_of: Callable[[str], list[str]],
-            poll_seconds: float = 0.2) -> dict[str, int]:
-    """Run `argv_of(name)` for every name, at most `jobs` at once, in the given order; return
-    {name: exit code} in that order. Honours a signal (module docstring)."""
+            poll_seconds: float = 0.2, env: dict[str, str] | None = None) -> dict[str, int]:
+    """Run `argv_of(name)` for every name, at most `jobs` at once, in the given order, with this
+    process's environment plus `env`; return {name: exit code} in that order. Honours a signal
+    (module docstring)."""
     check_jobs(jobs)
     pending, running, codes = list(names), {}, {}
     lock = threading.Lock()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     try:
         while pending or running:
             if interrupt.requested() is not None:
