@@ -23,10 +23,9 @@ temp folder; the full bench writes results/bench.json.
 
 `sandbox bench NAME ...` measures only those claims' rows (no RPE row) and merges them into the
 existing results/bench.json, replacing those claims' rows and keeping the others (`explore` as a
-NAME measures the explore row the same way). Every claim row
-carries the machine facts and the matmul throughput of the run that measured it (`measured`), so
-each ratio and FLOP fraction is still taken within one run; the table marks a row measured on
-another date than the file's header.
+NAME measures the explore rows the same way). Every claim row carries the machine facts and the
+matmul throughput of the run that measured it (`measured`), so each ratio and FLOP fraction is
+still taken within one run; the table marks a row measured on another date than the file's header.
 """
 from __future__ import annotations
 
@@ -175,9 +174,9 @@ def merged(new: dict, path: Path) -> dict:
                                                  "seconds": new["bench_seconds"]}]
     out["claims"] = {**old.get("claims", {}), **new["claims"]}
     out["quick_presets"] = {**old.get("quick_presets", {}), **new.get("quick_presets", {})}
-    if "explore" in new:
-        out["explore"] = new["explore"]
-    errors = {k: v for k, v in old.get("errors", {}).items() if k not in ("quick_presets", "explore")}
+    if EXPLORE in new:
+        out[EXPLORE] = new[EXPLORE]
+    errors = {k: v for k, v in old.get("errors", {}).items() if k not in ("quick_presets", EXPLORE)}
     errors.update(new.get("errors", {}))
     out["errors"] = errors
     if not errors:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import json
 import os
 import pkgutil
 import sys
@@ -308,7 +309,6 @@ def claims_memory(names: list[str], cache_root) -> dict:
     return out
 
 
-
 # the explore row: a README example's grid (rank_growth's init scale), small enough for the bench
 EXPLORE_ARGS = ("rank_growth", "--part", "saxe_linear_net",
                 "--grid", "time_alphas=(1e-2,),(1e-3,),(1e-4,),(1e-6,),(1e-9,)", "--seeds", "3")
@@ -320,7 +320,6 @@ def explore_jobs(root, quick: bool = False, jobs: int = 2) -> dict:
     each a child command: first with an empty compilation cache of its own (cold: every program
     compiled, by each worker for its pairs), then again with that cache (warm, as a second explore
     on the same machine). Wall times and whether all four maps hold the same numbers."""
-    import json
     args = list(EXPLORE_ARGS_QUICK if quick else EXPLORE_ARGS)
     out: dict = {"args": args, "jobs": jobs}
     maps = []

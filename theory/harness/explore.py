@@ -278,9 +278,10 @@ def _meta(p: Plan) -> dict:
     return {"claim": p.name, "tag": p.tag, "code": checkpoint.code_fingerprint(REPO)}
 
 
-def prepare(p: Plan, out: Path | None) -> Path:
-    """The checkpoint folder of this explore, emptied if an other code version wrote it."""
-    folder, meta = _folder(p, out), _meta(p)
+def prepare(p: Plan, out: Path | None, meta: dict | None = None) -> Path:
+    """The checkpoint folder of this explore (`meta`: `_meta(p)` if already computed), emptied if
+    another code version wrote it."""
+    folder, meta = _folder(p, out), meta or _meta(p)
     folder.mkdir(parents=True, exist_ok=True)
     meta_path = folder / "meta.json"
     if meta_path.is_file() and json.loads(meta_path.read_text()) != meta:
@@ -305,14 +306,15 @@ def run(p: Plan, out: Path | None = None, progress: bool = False, worker: bool =
 
     worker=True (`sandbox explore --worker`, started by `run_jobs`): run only the pairs this process
     takes (module docstring), save them, and return None; the folder must be the one `prepare` made."""
+    meta = _meta(p)                                # hashes the code once
     if worker:
         folder = _folder(p, out)
         meta_path = folder / "meta.json"
-        if not meta_path.is_file() or json.loads(meta_path.read_text()) != _meta(p):
+        if not meta_path.is_file() or json.loads(meta_path.read_text()) != meta:
             raise SandboxError(f"explore worker: {folder} was not prepared for this code and grid")
     else:
-        folder = prepare(p, out)
-    code = _meta(p)["code"]
+        folder = prepare(p, out, meta)
+    code = meta["code"]
     start = time.perf_counter()
     rows = []
     resumed = False
@@ -401,8 +403,7 @@ def axes(p: Plan) -> dict[str, str | None]:
 
 
 def clear_checkpoint(p: Plan, out: Path | None) -> None:
-    from theory.harness.runner import _root
-    checkpoint.Session.discard(_root(out) / ".checkpoints" / f"explore-{p.name}-{p.tag}")
+    checkpoint.Session.discard(_folder(p, out))
 
 
 # --- reading a result -----------------------------------------------------------------------------
